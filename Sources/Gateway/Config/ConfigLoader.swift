@@ -1,0 +1,454 @@
+/// Turns `gateway.json` into a `GatewayConfig`, reporting every problem at once by JSON path.
+///
+/// Startup only. Unknown fields are errors: a misspelt `require_claims` must not silently open a
+/// route. Relative key and secret paths are resolved against the configuration file's directory.
+public struct ConfigLoader {
+    public var environment: [String: String]
+    public var baseDirectory: String
+    public var readFile: (String) throws -> [UInt8]
+
+    public init(
+        environment: [String: String] = FileReader.processEnvironment(),
+        baseDirectory: String = ".",
+        readFile: @escaping (String) throws -> [UInt8] = { try FileReader.read($0) }
+    ) {
+        self.environment = environment
+        self.baseDirectory = baseDirectory
+        self.readFile = readFile
+    }
+
+    /// Loads the file at `path`; relative paths inside it resolve against its directory.
+    public static func load(path: String, environment: [String: String] = FileReader.processEnvironment())
+        throws(ConfigError) -> GatewayConfig
+    {
+        let bytes: [UInt8]
+        do {
+            bytes = try FileReader.read(path)
+        } catch {
+            throw ConfigError(issues: [ConfigIssue(path: "", message: error.description)])
+        }
+        let loader = ConfigLoader(environment: environment, baseDirectory: FileReader.directory(of: path))
+        return try loader.load(bytes)
+    }
+
+    /// Parses and validates a configuration document.
+    public func load(_ bytes: [UInt8]) throws(ConfigError) -> GatewayConfig {
+        let document: JSONValue
+        do {
+            document = try JSONParser.parse(bytes)
+        } catch {
+            throw ConfigError(issues: [ConfigIssue(path: "", message: "not valid JSON: \(error)")])
+        }
+        var reader = Reader(loader: self)
+        let config = reader.gateway(document)
+        if let config, reader.issues.isEmpty { return config }
+        throw ConfigError(issues: reader.issues)
+    }
+}
+
+/// Walks the document, collecting issues instead of stopping at the first.
+private struct Reader {
+    let loader: ConfigLoader
+    var issues: [ConfigIssue] = []
+    var skippedKeys: [String] = []
+
+    init(loader: ConfigLoader) {
+        self.loader = loader
+    }
+
+    mutating func issue(_ path: String, _ message: String) {
+        self.issues.append(ConfigIssue(path: path, message: message))
+    }
+
+    // MARK: Typed accessors
+
+    mutating func object(_ value: JSONValue, _ path: String, allowed: Set<String>) -> JSONObject? {
+        guard let object = value.objectValue else {
+            self.issue(path, "expected an object, got \(value.kindName)")
+            return nil
+        }
+        for name in object.names where !allowed.contains(name) {
+            self.issue(Self.join(path, name), "unknown field")
+        }
+        return object
+    }
+
+    mutating func string(_ object: JSONObject, _ name: String, _ path: String, required: Bool = false) -> String? {
+        guard let value = object[name] else {
+            if required { self.issue(Self.join(path, name), "is required") }
+            return nil
+        }
+        guard let string = value.stringValue else {
+            self.issue(Self.join(path, name), "expected a string, got \(value.kindName)")
+            return nil
+        }
+        return string
+    }
+
+    mutating func number(_ object: JSONObject, _ name: String, _ path: String, range: ClosedRange<Double>) -> Double? {
+        guard let value = object[name] else { return nil }
+        guard let number = value.doubleValue else {
+            self.issue(Self.join(path, name), "expected a number, got \(value.kindName)")
+            return nil
+        }
+        guard range.contains(number) else {
+            self.issue(Self.join(path, name), "\(Self.format(number)) is outside \(Self.format(range.lowerBound))...\(Self.format(range.upperBound))")
+            return nil
+        }
+        return number
+    }
+
+    mutating func integer(_ object: JSONObject, _ name: String, _ path: String, range: ClosedRange<Int>) -> Int? {
+        guard let number = self.number(object, name, path, range: Double(range.lowerBound)...Double(range.upperBound))
+        else { return nil }
+        guard number == number.rounded() else {
+            self.issue(Self.join(path, name), "expected a whole number")
+            return nil
+        }
+        return Int(number)
+    }
+
+    mutating func bool(_ object: JSONObject, _ name: String, _ path: String) -> Bool? {
+        guard let value = object[name] else { return nil }
+        guard case .bool(let bool) = value else {
+            self.issue(Self.join(path, name), "expected true or false, got \(value.kindName)")
+            return nil
+        }
+        return bool
+    }
+
+    mutating func stringArray(_ value: JSONValue, _ path: String) -> [String]? {
+        guard let array = value.arrayValue else {
+            self.issue(path, "expected an array of strings, got \(value.kindName)")
+            return nil
+        }
+        var result: [String] = []
+        for (index, element) in array.enumerated() {
+            guard let string = element.stringValue else {
+                self.issue("\(path)[\(index)]", "expected a string, got \(element.kindName)")
+                continue
+            }
+            result.append(string)
+        }
+        return result
+    }
+
+    static func join(_ path: String, _ name: String) -> String {
+        path.isEmpty ? name : "\(path).\(name)"
+    }
+
+    static func format(_ number: Double) -> String {
+        number == number.rounded() && abs(number) < 1e15 ? String(Int(number)) : String(number)
+    }
+
+    // MARK: Sections
+
+    mutating func gateway(_ document: JSONValue) -> GatewayConfig? {
+        let fields: Set<String> = [
+            "listen", "providers", "token", "identity_headers", "forward_token", "timeouts", "limits", "routes",
+        ]
+        guard let root = self.object(document, "", allowed: fields) else { return nil }
+
+        var listen = ListenAddress(host: "127.0.0.1", port: 8080)
+        if let text = self.string(root, "listen", "") {
+            if let parsed = ListenAddress.parse(text) {
+                listen = parsed
+            } else {
+                self.issue("listen", "\(JSONValue.quoted(text)) is not HOST:PORT")
+            }
+        }
+
+        var providers: [Provider] = []
+        if let value = root["providers"] {
+            if let array = value.arrayValue {
+                for (index, entry) in array.enumerated() {
+                    if let provider = self.provider(entry, "providers[\(index)]") { providers.append(provider) }
+                }
+                var seen: Set<String> = []
+                for (index, provider) in providers.enumerated() where !seen.insert(provider.name).inserted {
+                    self.issue("providers[\(index)].name", "\(JSONValue.quoted(provider.name)) is used twice")
+                }
+            } else {
+                self.issue("providers", "expected an array, got \(value.kindName)")
+            }
+        }
+
+        var token = TokenSource()
+        if let value = root["token"], let object = self.object(value, "token", allowed: ["header", "scheme", "cookie"]) {
+            if let header = self.string(object, "header", "token") {
+                if HeaderRules.isValidName(header) { token.header = header } else {
+                    self.issue("token.header", "\(JSONValue.quoted(header)) is not a valid header name")
+                }
+            }
+            if let scheme = self.string(object, "scheme", "token") {
+                if HeaderRules.isValidName(scheme) { token.scheme = scheme } else {
+                    self.issue("token.scheme", "\(JSONValue.quoted(scheme)) is not a valid authentication scheme")
+                }
+            }
+            if object["cookie"] == .null {
+                token.cookie = nil
+            } else if let cookie = self.string(object, "cookie", "token") {
+                if HeaderRules.isValidName(cookie) { token.cookie = cookie } else {
+                    self.issue("token.cookie", "\(JSONValue.quoted(cookie)) is not a valid cookie name")
+                }
+            }
+        }
+
+        var identityHeaders = [IdentityHeader(claim: "sub", header: "X-Auth-Subject")]
+        if let value = root["identity_headers"] {
+            if let object = value.objectValue {
+                identityHeaders = []
+                for member in object.members {
+                    let path = "identity_headers.\(member.name)"
+                    guard let header = member.value.stringValue else {
+                        self.issue(path, "expected a header name, got \(member.value.kindName)")
+                        continue
+                    }
+                    if let problem = HeaderRules.identityHeaderProblem(header, tokenHeader: token.header) {
+                        self.issue(path, problem)
+                    } else if identityHeaders.contains(where: { $0.header.lowercased() == header.lowercased() }) {
+                        self.issue(path, "header \(JSONValue.quoted(header)) is already used for another claim")
+                    } else {
+                        identityHeaders.append(IdentityHeader(claim: member.name, header: header))
+                    }
+                }
+            } else {
+                self.issue("identity_headers", "expected an object of claim → header name, got \(value.kindName)")
+            }
+        }
+
+        let forwardToken = self.bool(root, "forward_token", "") ?? true
+
+        var timeouts = Timeouts()
+        if let value = root["timeouts"],
+            let object = self.object(
+                value, "timeouts",
+                allowed: ["connect_seconds", "upstream_seconds", "client_idle_seconds", "upstream_idle_seconds"])
+        {
+            let range = 0.001...86_400.0
+            timeouts.connectSeconds = self.number(object, "connect_seconds", "timeouts", range: range) ?? timeouts.connectSeconds
+            timeouts.upstreamSeconds = self.number(object, "upstream_seconds", "timeouts", range: range) ?? timeouts.upstreamSeconds
+            timeouts.clientIdleSeconds = self.number(object, "client_idle_seconds", "timeouts", range: range) ?? timeouts.clientIdleSeconds
+            timeouts.upstreamIdleSeconds = self.number(object, "upstream_idle_seconds", "timeouts", range: range) ?? timeouts.upstreamIdleSeconds
+        }
+
+        var limits = Limits()
+        if let value = root["limits"], let object = self.object(value, "limits", allowed: ["max_body_bytes", "max_header_bytes"]) {
+            limits.maxBodyBytes = self.integer(object, "max_body_bytes", "limits", range: 0...(1 << 50)) ?? limits.maxBodyBytes
+            limits.maxHeaderBytes = self.integer(object, "max_header_bytes", "limits", range: 1024...(1 << 20)) ?? limits.maxHeaderBytes
+        }
+
+        var routes: [Route] = []
+        if let value = root["routes"] {
+            if let array = value.arrayValue {
+                if array.isEmpty { self.issue("routes", "at least one route is required") }
+                for (index, entry) in array.enumerated() {
+                    if let route = self.route(entry, index: index, providers: providers) { routes.append(route) }
+                }
+                var seen: [String: Int] = [:]
+                for route in routes {
+                    if let first = seen[route.pathPrefix] {
+                        self.issue("routes[\(route.index)].path_prefix", "\(JSONValue.quoted(route.pathPrefix)) is already routed by routes[\(first)]")
+                    } else {
+                        seen[route.pathPrefix] = route.index
+                    }
+                }
+            } else {
+                self.issue("routes", "expected an array, got \(value.kindName)")
+            }
+        } else {
+            self.issue("routes", "is required")
+        }
+        let declaresProviders = !(root["providers"]?.arrayValue?.isEmpty ?? true)
+        if routes.contains(where: { $0.auth == .required }) && !declaresProviders {
+            self.issue("providers", "routes require authentication but no provider is configured")
+        }
+
+        return GatewayConfig(
+            listen: listen, providers: providers, token: token, identityHeaders: identityHeaders,
+            forwardToken: forwardToken, timeouts: timeouts, limits: limits, routes: routes,
+            skippedKeys: self.skippedKeys)
+    }
+
+    mutating func provider(_ value: JSONValue, _ path: String) -> Provider? {
+        let fields: Set<String> = [
+            "name", "issuer", "audiences", "clock_skew_seconds", "keys", "jwks_file", "jwks_url", "jwks_refresh_seconds",
+        ]
+        guard let object = self.object(value, path, allowed: fields) else { return nil }
+        let name = self.string(object, "name", path, required: true)
+        if let name, name.isEmpty { self.issue("\(path).name", "must not be empty") }
+        let issuer = self.string(object, "issuer", path)
+        if let issuer, issuer.isEmpty { self.issue("\(path).issuer", "must not be empty (leave it out to accept any issuer)") }
+        var audiences: [String] = []
+        if let value = object["audiences"] {
+            audiences = self.stringArray(value, "\(path).audiences") ?? []
+        }
+        let skew = self.number(object, "clock_skew_seconds", path, range: 0...3600) ?? 30
+        _ = self.number(object, "jwks_refresh_seconds", path, range: 1...86_400)
+
+        var keys: [VerificationKey] = []
+        if let value = object["keys"] {
+            if let array = value.arrayValue {
+                for (index, entry) in array.enumerated() {
+                    if let key = self.key(entry, "\(path).keys[\(index)]") { keys.append(key) }
+                }
+            } else {
+                self.issue("\(path).keys", "expected an array, got \(value.kindName)")
+            }
+        }
+        if let file = self.string(object, "jwks_file", path) {
+            let resolved = FileReader.resolve(file, relativeTo: self.loader.baseDirectory)
+            do {
+                let set = try JWK.parseSet(try self.loader.readFile(resolved), source: "\(path).jwks_file")
+                keys.append(contentsOf: set.keys)
+                self.skippedKeys.append(contentsOf: set.skipped)
+                if set.keys.isEmpty { self.issue("\(path).jwks_file", "\(JSONValue.quoted(file)) holds no usable key") }
+            } catch let error as KeyError {
+                self.issue("\(path).jwks_file", "\(JSONValue.quoted(file)): \(error.description)")
+            } catch {
+                self.issue("\(path).jwks_file", "\(error)")
+            }
+        }
+        if object["jwks_url"] != nil {
+            self.issue("\(path).jwks_url", "remote key sets are not supported by this version yet; use jwks_file or keys")
+        }
+        if object["keys"] == nil && object["jwks_file"] == nil && object["jwks_url"] == nil {
+            self.issue(path, "needs at least one of keys, jwks_file, jwks_url")
+        }
+        var seenKids: Set<String> = []
+        for key in keys {
+            if let kid = key.kid, !seenKids.insert(kid).inserted {
+                self.issue(path, "kid \(JSONValue.quoted(kid)) is used by more than one key")
+            }
+        }
+        guard let name else { return nil }
+        return Provider(name: name, issuer: issuer, audiences: audiences, clockSkewSeconds: skew, keys: keys)
+    }
+
+    mutating func key(_ value: JSONValue, _ path: String) -> VerificationKey? {
+        let fields: Set<String> = ["kid", "alg", "secret_env", "secret_file", "public_key_file"]
+        guard let object = self.object(value, path, allowed: fields) else { return nil }
+        let kid = self.string(object, "kid", path)
+        if let kid, kid.isEmpty { self.issue("\(path).kid", "must not be empty") }
+        guard let algName = self.string(object, "alg", path, required: true) else { return nil }
+        guard let algorithm = JWSAlgorithm(rawValue: algName) else {
+            let names = JWSAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")
+            self.issue("\(path).alg", "\(JSONValue.quoted(algName)) is not supported (one of \(names))")
+            return nil
+        }
+        let sources = ["secret_env", "secret_file", "public_key_file"].filter { object[$0] != nil }
+        guard sources.count == 1 else {
+            self.issue(path, sources.isEmpty
+                ? "needs one of secret_env, secret_file (HMAC) or public_key_file"
+                : "has both \(sources.joined(separator: " and ")); give exactly one")
+            return nil
+        }
+        do {
+            if algorithm.family == .hmac {
+                var secret: [UInt8]
+                if let name = self.string(object, "secret_env", path) {
+                    guard let text = self.loader.environment[name] else {
+                        self.issue("\(path).secret_env", "environment variable \(name) is not set")
+                        return nil
+                    }
+                    secret = Array(text.utf8)
+                } else if let file = self.string(object, "secret_file", path) {
+                    secret = try self.loader.readFile(FileReader.resolve(file, relativeTo: self.loader.baseDirectory))
+                    // A file written by `echo` ends in a newline that is not part of the secret.
+                    if secret.last == UInt8(ascii: "\n") { secret.removeLast() }
+                    if secret.last == UInt8(ascii: "\r") { secret.removeLast() }
+                } else {
+                    self.issue("\(path).public_key_file", "\(algorithm) takes secret_env or secret_file, not a public key")
+                    return nil
+                }
+                return try VerificationKey.hmac(kid: kid, algorithm: algorithm, secret: secret, source: path)
+            } else {
+                guard let file = self.string(object, "public_key_file", path) else {
+                    self.issue(path, "\(algorithm) takes public_key_file, not a secret")
+                    return nil
+                }
+                let bytes = try self.loader.readFile(FileReader.resolve(file, relativeTo: self.loader.baseDirectory))
+                return try VerificationKey.publicKey(
+                    kid: kid, algorithm: algorithm, pem: String(decoding: bytes, as: UTF8.self), source: path)
+            }
+        } catch let error as KeyError {
+            self.issue(path, error.description)
+        } catch {
+            self.issue(path, "\(error)")
+        }
+        return nil
+    }
+
+    mutating func route(_ value: JSONValue, index: Int, providers: [Provider]) -> Route? {
+        let path = "routes[\(index)]"
+        let fields: Set<String> = ["path_prefix", "upstream", "auth", "require_claims", "providers"]
+        guard let object = self.object(value, path, allowed: fields) else { return nil }
+        var prefix = self.string(object, "path_prefix", path, required: true)
+        if let raw = prefix {
+            switch PathNormalizer.normalize(raw) {
+            case .success(let normalized) where normalized.query == nil && normalized.path == raw:
+                prefix = raw.count > 1 && raw.hasSuffix("/") ? String(raw.dropLast()) : raw
+            case .success(let normalized):
+                self.issue("\(path).path_prefix", "\(JSONValue.quoted(raw)) is not a normalised path (did you mean \(JSONValue.quoted(normalized.path))?)")
+                prefix = nil
+            case .failure(let rejection):
+                self.issue("\(path).path_prefix", "\(JSONValue.quoted(raw)): \(rejection.description)")
+                prefix = nil
+            }
+        }
+        var upstream: Upstream?
+        if let url = self.string(object, "upstream", path, required: true) {
+            switch Upstream.parse(url) {
+            case .success(let parsed): upstream = parsed
+            case .failure(let problem): self.issue("\(path).upstream", problem.description)
+            }
+        }
+        var auth = Route.Auth.required
+        if let text = self.string(object, "auth", path) {
+            if let parsed = Route.Auth(rawValue: text) { auth = parsed } else {
+                self.issue("\(path).auth", "\(JSONValue.quoted(text)) is not \"required\" or \"none\"")
+            }
+        }
+        var requireClaims: [(claim: String, values: [String])] = []
+        if let value = object["require_claims"] {
+            if auth == .none { self.issue("\(path).require_claims", "has no effect on a route with auth \"none\"") }
+            if let claims = value.objectValue {
+                for member in claims.members {
+                    let claimPath = "\(path).require_claims.\(member.name)"
+                    var values: [String]?
+                    if let single = member.value.stringValue {
+                        values = [single]
+                    } else {
+                        values = self.stringArray(member.value, claimPath)
+                    }
+                    if let values {
+                        if values.isEmpty { self.issue(claimPath, "lists no accepted value; no token could pass") }
+                        requireClaims.append((member.name, values))
+                    }
+                }
+            } else {
+                self.issue("\(path).require_claims", "expected an object of claim → accepted values, got \(value.kindName)")
+            }
+        }
+        var providerIndices: [Int]?
+        if let value = object["providers"] {
+            if auth == .none { self.issue("\(path).providers", "has no effect on a route with auth \"none\"") }
+            if let names = self.stringArray(value, "\(path).providers") {
+                if names.isEmpty { self.issue("\(path).providers", "lists no provider; no token could pass") }
+                var indices: [Int] = []
+                for (position, name) in names.enumerated() {
+                    if let found = providers.firstIndex(where: { $0.name == name }) {
+                        indices.append(found)
+                    } else {
+                        self.issue("\(path).providers[\(position)]", "no provider is named \(JSONValue.quoted(name))")
+                    }
+                }
+                providerIndices = indices
+            }
+        }
+        guard let prefix, let upstream else { return nil }
+        return Route(
+            pathPrefix: prefix, upstream: upstream, auth: auth, requireClaims: requireClaims,
+            providerIndices: providerIndices, index: index)
+    }
+}

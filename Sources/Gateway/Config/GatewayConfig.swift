@@ -1,0 +1,131 @@
+/// A problem in the configuration, named by its JSON path (`routes[2].upstream`).
+public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
+    public typealias Message = String
+
+    public let path: String
+    public let message: Message
+
+    public init(path: String, message: Message) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { self.path.isEmpty ? self.message : "\(self.path): \(self.message)" }
+}
+
+/// Why one configuration value is unusable; becomes a `ConfigIssue` once its path is known.
+public struct InvalidValue: Error, Sendable, Equatable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Every problem found in a configuration; thrown when a configuration is not usable.
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public let issues: [ConfigIssue]
+
+    public init(issues: [ConfigIssue]) {
+        self.issues = issues
+    }
+
+    public var description: String { self.issues.map(\.description).joined(separator: "\n") }
+}
+
+/// `host:port` to listen on.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+
+    /// Parses `HOST:PORT` or `[IPv6]:PORT`; port 0 means an ephemeral port.
+    public static func parse(_ text: String) -> ListenAddress? {
+        var hostPart: Substring
+        var portPart: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                return nil
+            }
+            hostPart = text[text.index(after: text.startIndex)..<close]
+            portPart = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            hostPart = text[..<colon]
+            portPart = text[text.index(after: colon)...]
+            if hostPart.contains(":") { return nil }
+        }
+        guard !hostPart.isEmpty, let port = Int(portPart), (0...65535).contains(port) else { return nil }
+        return ListenAddress(host: String(hostPart), port: port)
+    }
+}
+
+/// A claim forwarded to the upstream as a header.
+public struct IdentityHeader: Sendable, Equatable {
+    public let claim: String
+    public let header: String
+
+    public init(claim: String, header: String) {
+        self.claim = claim
+        self.header = header
+    }
+}
+
+/// Timeouts, in seconds.
+public struct Timeouts: Sendable, Equatable {
+    /// Time allowed to open a connection to an upstream (→ 504 when exceeded).
+    public var connectSeconds: Double = 5
+    /// Time allowed for the upstream's response head after the request was sent (→ 504).
+    public var upstreamSeconds: Double = 60
+    /// Time a client connection may sit with no request in progress before it is closed; also
+    /// bounds how long a client may take to send a request head.
+    public var clientIdleSeconds: Double = 60
+    /// How long a pooled upstream connection is kept idle before it is closed.
+    public var upstreamIdleSeconds: Double = 30
+
+    public init() {}
+}
+
+/// Size limits.
+public struct Limits: Sendable, Equatable {
+    /// Largest request body accepted (→ 413). 10 MiB by default.
+    public var maxBodyBytes: Int = 10 * 1024 * 1024
+    /// Largest request head accepted: request line plus all header lines (→ 431). 64 KiB by default.
+    public var maxHeaderBytes: Int = 64 * 1024
+
+    public init() {}
+}
+
+/// A complete, validated configuration: everything the gateway needs, keys already loaded.
+public struct GatewayConfig: Sendable {
+    public var listen: ListenAddress
+    public var providers: [Provider]
+    public var token: TokenSource
+    public var identityHeaders: [IdentityHeader]
+    public var forwardToken: Bool
+    public var timeouts: Timeouts
+    public var limits: Limits
+    public var routes: [Route]
+    /// Keys that were skipped while loading key sets, for the log (never fatal).
+    public var skippedKeys: [String]
+
+    public init(
+        listen: ListenAddress, providers: [Provider], token: TokenSource = TokenSource(),
+        identityHeaders: [IdentityHeader] = [IdentityHeader(claim: "sub", header: "X-Auth-Subject")],
+        forwardToken: Bool = true, timeouts: Timeouts = Timeouts(), limits: Limits = Limits(), routes: [Route],
+        skippedKeys: [String] = []
+    ) {
+        self.listen = listen
+        self.providers = providers
+        self.token = token
+        self.identityHeaders = identityHeaders
+        self.forwardToken = forwardToken
+        self.timeouts = timeouts
+        self.limits = limits
+        self.routes = routes
+        self.skippedKeys = skippedKeys
+    }
+}

@@ -1,0 +1,43 @@
+/// Header-name rules shared by configuration checks and the proxy.
+public enum HeaderRules {
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) and their historical relatives. Never forwarded.
+    /// `transfer-encoding` is hop-by-hop too, but NIO's encoder re-frames from it, so the proxy
+    /// keeps it on the decoded head and the encoder rewrites it.
+    public static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate",
+        "proxy-authorization",
+    ]
+
+    /// Headers the gateway owns the framing or routing of; a client's `Connection` header may not
+    /// name them for removal, and an identity header may not be one of them.
+    public static let protected: Set<String> = [
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
+        "proxy-connection", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "cookie", "expect",
+    ]
+
+    /// RFC 9110 §5.6.2 token characters.
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty
+            && name.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    true
+                default: "!#$%&'*+-.^_`|~".utf8.contains(byte)
+                }
+            }
+    }
+
+    /// Why `name` cannot carry an identity claim, or nil if it can.
+    static func identityHeaderProblem(_ name: String, tokenHeader: String) -> String? {
+        guard Self.isValidName(name) else { return "\(JSONValue.quoted(name)) is not a valid header name" }
+        let lower = name.lowercased()
+        if Self.protected.contains(lower) || Self.hopByHop.contains(lower) {
+            return "\(JSONValue.quoted(name)) is managed by the gateway and cannot carry a claim"
+        }
+        if lower == tokenHeader.lowercased() {
+            return "\(JSONValue.quoted(name)) is the token header and cannot carry a claim"
+        }
+        return nil
+    }
+}

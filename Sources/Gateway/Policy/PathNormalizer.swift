@@ -1,0 +1,129 @@
+/// Normalises a request target's path before routing (RFC 3986 §6.2.2), so that the path the
+/// gateway authorises is the path the upstream serves.
+///
+/// Refuses (→ 400) what cannot be normalised without guessing how the upstream will read it:
+/// encoded `/` or `\`, raw `\`, NUL, `..` above the root, `.;`/`..;` segments (which servlet
+/// containers treat as dot segments), malformed percent escapes, and targets that are not
+/// origin-form.
+public enum PathNormalizer {
+    public struct Normalized: Equatable, Sendable {
+        /// The normalised path, always starting with `/`.
+        public var path: String
+        /// The query without the `?`, exactly as received; nil if there was no `?`.
+        public var query: Substring?
+
+        /// Path and query, as forwarded upstream.
+        public var target: String {
+            guard let query else { return self.path }
+            return self.path + "?" + query
+        }
+    }
+
+    public struct Rejection: Error, Equatable, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    public static func normalize(_ target: String) -> Result<Normalized, Rejection> {
+        var pathPart = Substring(target)
+        var query: Substring?
+        if let mark = target.firstIndex(of: "?") {
+            pathPart = target[..<mark]
+            query = target[target.index(after: mark)...]
+        }
+        guard pathPart.first == "/" else {
+            return .failure(Rejection(description: "request target is not an absolute path"))
+        }
+        if pathPart.utf8.contains(UInt8(ascii: "#")) {
+            return .failure(Rejection(description: "request target contains a fragment"))
+        }
+
+        // 1. Percent-decoding of unreserved characters only; refuse dangerous escapes.
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(pathPart.utf8.count)
+        var bytes = pathPart.utf8.makeIterator()
+        while let byte = bytes.next() {
+            switch byte {
+            case UInt8(ascii: "%"):
+                guard let high = bytes.next().flatMap(Self.hexValue), let low = bytes.next().flatMap(Self.hexValue)
+                else {
+                    return .failure(Rejection(description: "malformed percent-encoding in path"))
+                }
+                let value = high << 4 | low
+                switch value {
+                case UInt8(ascii: "/"), UInt8(ascii: "\\"):
+                    return .failure(Rejection(description: "encoded slash or backslash in path"))
+                case 0:
+                    return .failure(Rejection(description: "NUL in path"))
+                case _ where Self.isUnreserved(value):
+                    decoded.append(value)
+                default:
+                    decoded.append(UInt8(ascii: "%"))
+                    decoded.append(Self.hexDigit(high))
+                    decoded.append(Self.hexDigit(low))
+                }
+            case UInt8(ascii: "\\"):
+                return .failure(Rejection(description: "backslash in path"))
+            case 0:
+                return .failure(Rejection(description: "NUL in path"))
+            default:
+                decoded.append(byte)
+            }
+        }
+
+        // 2. Segments: merge `//`, drop `.`, resolve `..`; keep a trailing slash.
+        var segments: [ArraySlice<UInt8>] = []
+        var trailingSlash = false
+        let parts = decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
+        for segment in parts {
+            let name = segment.split(separator: UInt8(ascii: ";"), maxSplits: 1, omittingEmptySubsequences: false)
+                .first ?? segment
+            let isDot = name.elementsEqual(CollectionOfOne(UInt8(ascii: ".")))
+            let isDotDot = name.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")])
+            if (isDot || isDotDot) && name.count != segment.count {
+                return .failure(Rejection(description: "dot segment with parameters in path"))
+            }
+            if segment.isEmpty || isDot {
+                trailingSlash = true
+            } else if isDotDot {
+                guard segments.popLast() != nil else {
+                    return .failure(Rejection(description: "path climbs above the root"))
+                }
+                trailingSlash = true
+            } else {
+                segments.append(segment)
+                trailingSlash = false
+            }
+        }
+        var path: [UInt8] = []
+        path.reserveCapacity(decoded.count)
+        for segment in segments {
+            path.append(UInt8(ascii: "/"))
+            path.append(contentsOf: segment)
+        }
+        if path.isEmpty || trailingSlash { path.append(UInt8(ascii: "/")) }
+        return .success(Normalized(path: String(decoding: path, as: UTF8.self), query: query))
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "A") + value - 10
+    }
+
+    private static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+            UInt8(ascii: "~"):
+            true
+        default: false
+        }
+    }
+}

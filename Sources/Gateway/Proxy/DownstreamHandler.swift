@@ -1,0 +1,414 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Settings every downstream connection shares; immutable.
+struct DownstreamSettings: Sendable {
+    let planner: RequestPlanner
+    let logger: Logger
+    let upstreamTimeout: TimeAmount
+    let clientIdleTimeout: TimeAmount
+    let maxBodyBytes: Int
+}
+
+/// One client connection: decides each request with `RequestPlanner`, answers locally or streams
+/// it to an upstream connection leased from this event loop's pool, and streams the response back.
+///
+/// Backpressure crosses the two channels: this channel reads only while the upstream can take
+/// more (`read(context:)`), and the upstream reads only while this channel is writable.
+final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// One request/response exchange with an upstream.
+    final class Exchange {
+        let plan: ForwardPlan
+        let requestVersion: HTTPVersion
+        let requestKeepAlive: Bool
+        var connection: UpstreamHandler?
+        var reused = false
+        var attempts = 0
+        /// Parts received before the upstream connection was ready.
+        var buffered: [HTTPClientRequestPart] = []
+        var requestEnded = false
+        var requestBodyBytes = 0
+        var sentBodyUpstream = false
+        var responseHeadSent = false
+        var upstreamKeepAlive = true
+        var closeAfterResponse = false
+        var responseTimer: Scheduled<Void>?
+
+        init(plan: ForwardPlan, requestVersion: HTTPVersion, requestKeepAlive: Bool) {
+            self.plan = plan
+            self.requestVersion = requestVersion
+            self.requestKeepAlive = requestKeepAlive
+        }
+    }
+
+    private enum State {
+        /// Between requests.
+        case idle
+        /// Answered locally; waiting for the rest of the request before the next one.
+        case answered
+        case proxying(Exchange)
+        /// The connection is going away; ignore everything.
+        case closing
+    }
+
+    private let settings: DownstreamSettings
+    private let pool: UpstreamConnectionPool
+    private var state: State = .idle
+    private var context: ChannelHandlerContext?
+    private var clientAddress: String?
+    private var pendingRead = false
+    private var idleTimer: Scheduled<Void>?
+
+    init(settings: DownstreamSettings, pool: UpstreamConnectionPool) {
+        self.settings = settings
+        self.pool = pool
+    }
+
+    var downstreamIsWritable: Bool { self.context?.channel.isWritable ?? false }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.clientAddress = context.channel.remoteAddress?.ipAddress
+        if context.channel.isActive { self.startIdleTimer() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.clientAddress = context.channel.remoteAddress?.ipAddress
+        self.startIdleTimer()
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.teardown()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.teardown()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head): self.receivedHead(head, context: context)
+        case .body(let buffer): self.receivedBody(buffer, context: context)
+        case .end(let trailers): self.receivedEnd(trailers, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .proxying(let exchange) = self.state { exchange.connection?.flush() }
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .proxying(let exchange) = self.state {
+            exchange.connection?.resumeReading()
+        } else if !context.channel.isWritable {
+            context.flush()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if case .proxying(let exchange) = self.state, !exchange.requestEnded,
+            !(exchange.connection?.isWritable ?? false)
+        {
+            // No upstream yet, or it cannot take more: hold the client's bytes in the kernel.
+            self.pendingRead = true
+            return
+        }
+        context.read()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parserError = error as? HTTPParserError {
+            let response: LocalResponse
+            switch parserError {
+            case .headerOverflow: response = .headersTooLarge
+            default: response = .badRequest("malformed HTTP request")
+            }
+            self.settings.logger.debug("rejected malformed request", metadata: ["error": "\(parserError)"])
+            if self.canStartResponse {
+                self.abandonExchange()
+                self.answer(response, version: .http1_1, keepAlive: false, context: context)
+            }
+        } else {
+            self.settings.logger.debug("client connection error", metadata: ["error": "\(error)"])
+        }
+        self.state = .closing
+        context.close(promise: nil)
+    }
+
+    // MARK: Request
+
+    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard case .idle = self.state else {
+            // HTTPServerPipelineHandler delivers one request at a time; anything else is a bug.
+            self.state = .closing
+            context.close(promise: nil)
+            return
+        }
+        self.cancelIdleTimer()
+        let keepAlive = head.isKeepAlive
+        switch self.settings.planner.plan(head, clientAddress: self.clientAddress, now: WallClock.now()) {
+        case .respond(let response, let reason):
+            self.settings.logger.debug(
+                "answered locally",
+                metadata: ["status": "\(response.status.code)", "reason": "\(reason)", "method": "\(head.method)"])
+            self.state = .answered
+            self.answer(response, version: head.version, keepAlive: keepAlive, context: context)
+        case .forward(let plan):
+            let exchange = Exchange(plan: plan, requestVersion: head.version, requestKeepAlive: keepAlive)
+            self.state = .proxying(exchange)
+            self.connect(exchange, allowReuse: true)
+        }
+    }
+
+    private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        guard case .proxying(let exchange) = self.state else { return }  // answered or closing: discard
+        exchange.requestBodyBytes += buffer.readableBytes
+        if exchange.requestBodyBytes > self.settings.maxBodyBytes {
+            self.settings.logger.debug("request body over the limit", metadata: ["limit": "\(self.settings.maxBodyBytes)"])
+            self.fail(exchange, with: .payloadTooLarge, context: context)
+            return
+        }
+        self.send(.body(.byteBuffer(buffer)), exchange: exchange)
+    }
+
+    private func receivedEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        switch self.state {
+        case .answered:
+            self.state = .idle
+            self.startIdleTimer()
+        case .proxying(let exchange):
+            exchange.requestEnded = true
+            self.send(.end(trailers), exchange: exchange)
+            exchange.connection?.flush()
+        case .idle, .closing:
+            break
+        }
+    }
+
+    private func send(_ part: HTTPClientRequestPart, exchange: Exchange) {
+        if let connection = exchange.connection {
+            if case .body = part { exchange.sentBodyUpstream = true }
+            connection.write(part)
+        } else {
+            exchange.buffered.append(part)
+        }
+    }
+
+    // MARK: Upstream
+
+    private func connect(_ exchange: Exchange, allowReuse: Bool) {
+        exchange.attempts += 1
+        self.pool.lease(exchange.plan.upstream, allowReuse: allowReuse) { [self] result in
+            guard case .proxying(let current) = self.state, current === exchange, let context = self.context else {
+                // The client went away or the exchange failed meanwhile.
+                if case .success(let lease) = result { lease.connection.close() }
+                return
+            }
+            switch result {
+            case .success(let lease):
+                self.attach(lease.connection, reused: lease.reused, to: exchange, context: context)
+            case .failure(let error):
+                self.settings.logger.warning(
+                    "upstream unreachable",
+                    metadata: ["upstream": "\(exchange.plan.upstream)", "error": "\(error)"])
+                let timedOut: Bool
+                if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }
+                self.fail(exchange, with: timedOut ? .gatewayTimeout : .badGateway, context: context)
+            }
+        }
+    }
+
+    private func attach(_ connection: UpstreamHandler, reused: Bool, to exchange: Exchange, context: ChannelHandlerContext) {
+        exchange.connection = connection
+        exchange.reused = reused
+        connection.delegate = self
+        connection.write(.head(exchange.plan.head))
+        for part in exchange.buffered {
+            if case .body = part { exchange.sentBodyUpstream = true }
+            connection.write(part)
+        }
+        exchange.buffered = []
+        connection.flush()
+        if exchange.plan.expectContinue && !exchange.requestEnded && exchange.attempts == 1 {
+            context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestVersion, status: .continue))), promise: nil)
+        }
+        exchange.responseTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.settings.upstreamTimeout) {
+            [weak self, weak exchange] in
+            guard let self, let exchange, let context = self.context else { return }
+            guard case .proxying(let current) = self.state, current === exchange, !exchange.responseHeadSent else {
+                return
+            }
+            self.settings.logger.warning("upstream timed out", metadata: ["upstream": "\(exchange.plan.upstream)"])
+            self.fail(exchange, with: .gatewayTimeout, context: context)
+        }
+        if self.pendingRead && connection.isWritable {
+            self.pendingRead = false
+            context.read()
+        }
+    }
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard case .proxying(let exchange) = self.state, let context = self.context else { return }
+        switch part {
+        case .head(let upstreamHead):
+            exchange.responseTimer?.cancel()
+            exchange.upstreamKeepAlive = upstreamHead.isKeepAlive
+            let (head, close) = HeaderRewriter.responseHead(
+                upstreamHead, requestVersion: exchange.requestVersion, requestKeepAlive: exchange.requestKeepAlive)
+            exchange.closeAfterResponse = close
+            exchange.responseHeadSent = true
+            context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        case .body(let buffer):
+            context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers):
+            self.finishResponse(exchange, trailers: trailers, context: context)
+        }
+    }
+
+    func upstreamReadComplete() {
+        self.context?.flush()
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        guard isWritable, self.pendingRead, let context = self.context else { return }
+        self.pendingRead = false
+        context.read()
+    }
+
+    func upstreamClosed(error: (any Error)?) {
+        guard case .proxying(let exchange) = self.state, let context = self.context else { return }
+        exchange.connection = nil
+        exchange.responseTimer?.cancel()
+        if exchange.responseHeadSent {
+            // Mid-response: there is no way to signal the failure but to cut the client off too.
+            self.state = .closing
+            context.close(promise: nil)
+            return
+        }
+        // A reused keep-alive connection may have been closed by the upstream just as we sent on
+        // it. Retry once on a new connection when nothing but the head was sent.
+        if exchange.reused && exchange.attempts == 1 && !exchange.sentBodyUpstream && exchange.plan.framing == .none {
+            exchange.buffered = exchange.requestEnded ? [.end(nil)] : []
+            self.connect(exchange, allowReuse: false)
+            return
+        }
+        self.settings.logger.warning(
+            "upstream closed before responding",
+            metadata: ["upstream": "\(exchange.plan.upstream)", "error": "\(error.map { "\($0)" } ?? "eof")"])
+        self.fail(exchange, with: .badGateway, context: context)
+    }
+
+    private func finishResponse(_ exchange: Exchange, trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        if let connection = exchange.connection {
+            exchange.connection = nil
+            connection.delegate = nil
+            if exchange.requestEnded && exchange.upstreamKeepAlive {
+                self.pool.release(connection)
+            } else {
+                connection.close()
+            }
+        }
+        // The upstream answered before the client finished sending: the rest of the request can't
+        // be delimited from the next one without reading it, so close after this response.
+        let close = exchange.closeAfterResponse || !exchange.requestEnded
+        self.state = close ? .closing : .idle
+        let written = context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)))
+        if close {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else {
+            self.startIdleTimer()
+            if self.pendingRead {
+                self.pendingRead = false
+                context.read()
+            }
+        }
+    }
+
+    /// Ends an exchange that has not sent a response head with a local error response.
+    private func fail(_ exchange: Exchange, with response: LocalResponse, context: ChannelHandlerContext) {
+        exchange.responseTimer?.cancel()
+        if let connection = exchange.connection {
+            exchange.connection = nil
+            connection.close()
+        }
+        guard !exchange.responseHeadSent else {
+            self.state = .closing
+            context.close(promise: nil)
+            return
+        }
+        exchange.responseHeadSent = true
+        // Keep the connection only if the request is complete; otherwise its remaining body bytes
+        // would be read as the next request.
+        let keepAlive = exchange.requestEnded && exchange.requestKeepAlive && !response.close
+        self.state = keepAlive ? .idle : .closing
+        self.answer(response, version: exchange.requestVersion, keepAlive: keepAlive, context: context)
+        if keepAlive { self.startIdleTimer() }
+    }
+
+    // MARK: Helpers
+
+    private var canStartResponse: Bool {
+        switch self.state {
+        case .idle: true
+        case .proxying(let exchange): !exchange.responseHeadSent
+        case .answered, .closing: false
+        }
+    }
+
+    private func abandonExchange() {
+        guard case .proxying(let exchange) = self.state else { return }
+        exchange.responseTimer?.cancel()
+        exchange.connection?.close()
+        exchange.connection = nil
+    }
+
+    /// Writes a complete local response; closes afterwards unless `keepAlive` and the response allow.
+    private func answer(_ response: LocalResponse, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext) {
+        let keep = keepAlive && !response.close
+        context.write(Self.wrapOutboundOut(.head(response.head(version: version, keepAlive: keep))), promise: nil)
+        var body = context.channel.allocator.buffer(capacity: response.body.utf8.count)
+        body.writeString(response.body)
+        context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let written = context.writeAndFlush(Self.wrapOutboundOut(.end(nil)))
+        if !keep {
+            self.state = .closing
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    private func startIdleTimer() {
+        guard let context = self.context else { return }
+        self.idleTimer?.cancel()
+        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.settings.clientIdleTimeout) {
+            [weak self] in
+            guard let self, let context = self.context, case .idle = self.state else { return }
+            context.close(promise: nil)
+        }
+    }
+
+    private func cancelIdleTimer() {
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
+    }
+
+    private func teardown() {
+        self.cancelIdleTimer()
+        self.abandonExchange()
+        self.state = .closing
+    }
+}
+
+@available(*, unavailable)
+extension DownstreamHandler: Sendable {}

@@ -1,0 +1,129 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+
+/// The gateway's listener: accepts client connections, builds their pipelines, and drains them
+/// on shutdown.
+public final class GatewayServer: Sendable {
+    private let config: GatewayConfig
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let quiesce: ServerQuiescingHelper
+    private let pools = PoolRegistry()
+    private let serverChannel = NIOLockedValueBox<(any Channel)?>(nil)
+
+    public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) {
+        self.config = config
+        self.group = group
+        self.logger = logger
+        self.quiesce = ServerQuiescingHelper(group: group)
+    }
+
+    /// Binds the listener. Returns the bound address (useful with port 0).
+    public func start(listen: ListenAddress? = nil) async throws -> SocketAddress {
+        let address = listen ?? self.config.listen
+        let settings = DownstreamSettings(
+            planner: RequestPlanner(config: self.config),
+            logger: self.logger,
+            upstreamTimeout: .nanoseconds(Int64(self.config.timeouts.upstreamSeconds * 1e9)),
+            clientIdleTimeout: .nanoseconds(Int64(self.config.timeouts.clientIdleSeconds * 1e9)),
+            maxBodyBytes: self.config.limits.maxBodyBytes)
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = self.config.limits.maxHeaderBytes
+        limits.maxHeaderListSize = self.config.limits.maxHeaderBytes
+        let decoderLimits = limits
+        let pools = self.pools
+        let connectTimeout = TimeAmount.nanoseconds(Int64(self.config.timeouts.connectSeconds * 1e9))
+        let upstreamIdle = TimeAmount.nanoseconds(Int64(self.config.timeouts.upstreamIdleSeconds * 1e9))
+        let quiesce = self.quiesce
+
+        let channel = try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pool = pools.pool(
+                        for: channel.eventLoop, connectTimeout: connectTimeout, idleTimeout: upstreamIdle)
+                    let sync = channel.pipeline.syncOperations
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: false,
+                        withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
+                        withDecoderLimitConfiguration: decoderLimits)
+                    try sync.addHandler(DownstreamHandler(settings: settings, pool: pool))
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+        self.serverChannel.withLockedValue { $0 = channel }
+        guard let bound = channel.localAddress else { throw ChannelError.unknownLocalAddress }
+        self.logger.info(
+            "gateway listening",
+            metadata: [
+                "address": "\(bound.hostAndPort)", "routes": "\(self.config.routes.count)",
+                "providers": "\(self.config.providers.count)",
+            ])
+        return bound
+    }
+
+    /// Stops accepting, lets in-flight requests finish (idle connections close at once), then
+    /// closes pooled upstream connections. Gives up waiting after `drainTimeout`.
+    public func shutdown(drainTimeout: TimeAmount = .seconds(30)) async {
+        guard self.serverChannel.withLockedValue({ $0 }) != nil else { return }
+        let loop = self.group.next()
+        let promise = loop.makePromise(of: Void.self)
+        self.quiesce.initiateShutdown(promise: promise)
+        let timeout = loop.scheduleTask(in: drainTimeout) {
+            promise.fail(ChannelError.ioOnClosedChannel)
+        }
+        do {
+            try await promise.futureResult.get()
+            self.logger.info("drained all connections")
+        } catch {
+            self.logger.warning("drain timed out; closing remaining connections")
+        }
+        timeout.cancel()
+        await self.pools.closeAll()
+    }
+}
+
+/// One upstream pool per event loop, created on first use on that loop.
+final class PoolRegistry: Sendable {
+    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<UpstreamConnectionPool>]>([:])
+
+    /// Must be called on `eventLoop`.
+    func pool(for eventLoop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount) -> UpstreamConnectionPool {
+        let key = ObjectIdentifier(eventLoop)
+        return self.pools.withLockedValue { pools in
+            if let existing = pools[key] { return existing.value }
+            let pool = UpstreamConnectionPool(eventLoop: eventLoop, connectTimeout: connectTimeout, idleTimeout: idleTimeout)
+            pools[key] = NIOLoopBound(pool, eventLoop: eventLoop)
+            return pool
+        }
+    }
+
+    func closeAll() async {
+        let all = self.pools.withLockedValue { Array($0.values) }
+        for bound in all {
+            try? await bound.eventLoop.submit { bound.value.closeAll() }.get()
+        }
+    }
+}
+
+extension SocketAddress {
+    /// `127.0.0.1:8080` or `[::1]:8080`, for messages.
+    public var hostAndPort: String {
+        guard let ip = self.ipAddress, let port = self.port else { return "\(self)" }
+        if case .v6 = self { return "[\(ip)]:\(port)" }
+        return "\(ip):\(port)"
+    }
+}

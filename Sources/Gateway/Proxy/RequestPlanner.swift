@@ -1,0 +1,188 @@
+import NIOHTTP1
+
+/// How a request's body is framed, as its head declares it.
+public enum BodyFraming: Sendable, Equatable {
+    case none
+    case contentLength(Int)
+    case chunked
+}
+
+/// What to do with a request, decided from its head alone.
+public enum RequestPlan: Sendable {
+    /// Answer locally; nothing reaches an upstream.
+    case respond(LocalResponse, reason: String)
+    /// Forward to `upstream` with the rewritten `head`.
+    case forward(ForwardPlan)
+}
+
+public struct ForwardPlan: Sendable {
+    public var upstream: Upstream
+    public var head: HTTPRequestHead
+    public var route: Route
+    /// The client asked for `100 Continue` before sending its body.
+    public var expectContinue: Bool
+    public var framing: BodyFraming
+    /// The verified subject, for logs (nil on `auth: none` routes).
+    public var subject: String?
+}
+
+/// Everything the proxy needs to decide about a request, shared read-only by every connection.
+public struct RequestPlanner: Sendable {
+    public let config: GatewayConfig
+    public let routes: RouteTable
+    public let verifier: TokenVerifier
+    public let extractor: TokenExtractor
+    private let identityHeaderNames: [String]
+
+    public init(config: GatewayConfig) {
+        self.config = config
+        self.routes = RouteTable(config.routes)
+        self.verifier = TokenVerifier(providers: config.providers)
+        self.extractor = TokenExtractor(source: config.token)
+        self.identityHeaderNames = config.identityHeaders.map(\.header)
+    }
+
+    /// Decides what to do with a request: validate framing, normalise, route, authenticate,
+    /// authorise, rewrite. Pure: the clock and the client address are parameters.
+    public func plan(_ head: HTTPRequestHead, clientAddress: String?, now: Double) -> RequestPlan {
+        // 1. Framing and Host (RFC 9112 §6.3, §3.2): ambiguity here is how requests get smuggled.
+        let framing: BodyFraming
+        switch Self.framing(of: head.headers) {
+        case .success(let value): framing = value
+        case .failure(let problem): return .respond(.badRequest(problem.description), reason: "bad_framing")
+        }
+        let hosts = head.headers["host"]
+        guard hosts.count == 1, let host = hosts.first, !host.isEmpty else {
+            return .respond(
+                .badRequest(hosts.isEmpty ? "missing Host header" : "repeated Host header"), reason: "bad_host")
+        }
+        var expectContinue = false
+        let expectations = head.headers["expect"]
+        if !expectations.isEmpty {
+            guard expectations.count == 1, expectations[0].lowercased() == "100-continue" else {
+                var response = LocalResponse.expectationFailed
+                response.close = true
+                return .respond(response, reason: "bad_expect")
+            }
+            expectContinue = true
+        }
+        let bodyExpected = framing != .none && framing != .contentLength(0)
+
+        // 2. Target.
+        if head.uri.utf8.count > self.config.limits.maxHeaderBytes {
+            var response = LocalResponse.uriTooLong
+            response.close = bodyExpected
+            return .respond(response, reason: "uri_too_long")
+        }
+        let normalized: PathNormalizer.Normalized
+        switch PathNormalizer.normalize(head.uri) {
+        case .success(let value): normalized = value
+        case .failure(let rejection): return .respond(.badRequest(rejection.description), reason: "bad_path")
+        }
+
+        // 3. Route.
+        guard let route = self.routes.route(for: normalized.path) else {
+            var response = LocalResponse.notFound
+            response.close = bodyExpected
+            return .respond(response, reason: "no_route")
+        }
+        if case .contentLength(let length) = framing, length > self.config.limits.maxBodyBytes {
+            var response = LocalResponse.payloadTooLarge
+            response.close = true
+            return .respond(response, reason: "body_too_large")
+        }
+
+        // 4. Authentication and authorisation.
+        var identity: [(name: String, value: String)] = []
+        var subject: String?
+        if route.auth == .required {
+            switch self.authenticate(head.headers, route: route, now: now) {
+            case .success(let verified):
+                identity = verified.identity
+                subject = verified.subject
+            case .failure(let failure):
+                var response = failure.response
+                response.close = response.close || bodyExpected
+                return .respond(response, reason: failure.reason)
+            }
+        }
+
+        // 5. Rewrite.
+        let forwarding = HeaderRewriter.Forwarding(
+            clientAddress: clientAddress, host: host, identity: identity,
+            stripToken: !self.config.forwardToken && route.auth == .required, tokenSource: self.config.token)
+        var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: normalized.target)
+        upstreamHead.headers = HeaderRewriter.requestHeaders(
+            head.headers, identityHeaderNames: self.identityHeaderNames, forwarding: forwarding)
+        return .forward(
+            ForwardPlan(
+                upstream: route.upstream, head: upstreamHead, route: route, expectContinue: expectContinue,
+                framing: framing, subject: subject))
+    }
+
+    private struct Denial: Error {
+        var response: LocalResponse
+        var reason: String
+    }
+
+    private func authenticate(
+        _ headers: HTTPHeaders, route: Route, now: Double
+    ) -> Result<(identity: [(name: String, value: String)], subject: String?), Denial> {
+        let extraction = self.extractor.extract(
+            headerValues: headers[self.config.token.header], cookieHeaders: headers["cookie"])
+        let token: Substring
+        switch extraction {
+        case .token(let value): token = value
+        case .missing: return .failure(Denial(response: .auth(.missingToken), reason: "missing_token"))
+        case .invalid(let problem):
+            switch problem {
+            case .malformedHeader:
+                return .failure(Denial(response: .auth(.malformed("bad authorization header")), reason: "malformed"))
+            case .repeatedHeader, .ambiguousCookie:
+                return .failure(Denial(response: .badRequest(problem.rawValue), reason: "ambiguous_credentials"))
+            }
+        }
+        let verified: VerifiedToken
+        switch self.verifier.verify(token, providerIndices: route.providerIndices, now: now) {
+        case .success(let value): verified = value
+        case .failure(let failure): return .failure(Denial(response: .auth(failure), reason: failure.code))
+        }
+        guard ClaimPolicy.allows(verified.claims, requirements: route.requireClaims) else {
+            return .failure(Denial(response: .auth(.insufficientScope), reason: AuthFailure.insufficientScope.code))
+        }
+        var identity: [(name: String, value: String)] = []
+        identity.reserveCapacity(self.config.identityHeaders.count)
+        for mapping in self.config.identityHeaders {
+            guard let claim = verified.claims[mapping.claim] else { continue }
+            guard let value = ClaimPolicy.headerValue(for: claim) else {
+                let failure = AuthFailure.unsafeIdentityClaim
+                return .failure(Denial(response: .auth(failure), reason: "unsafe_identity_claim"))
+            }
+            identity.append((mapping.header, value))
+        }
+        return .success((identity, verified.claims["sub"]?.stringValue))
+    }
+
+    /// The body framing a request head declares, or why it is ambiguous (RFC 9112 §6.1–6.3).
+    public static func framing(of headers: HTTPHeaders) -> Result<BodyFraming, InvalidValue> {
+        let transferEncodings = headers[canonicalForm: "transfer-encoding"]
+        let lengths = headers[canonicalForm: "content-length"]
+        if !transferEncodings.isEmpty {
+            guard lengths.isEmpty else { return .failure(InvalidValue("both Content-Length and Transfer-Encoding")) }
+            guard transferEncodings.count == 1, transferEncodings[0].lowercased() == "chunked" else {
+                return .failure(InvalidValue("unsupported Transfer-Encoding"))
+            }
+            return .success(.chunked)
+        }
+        guard let first = lengths.first else { return .success(.none) }
+        for length in lengths where length != first {
+            return .failure(InvalidValue("conflicting Content-Length values"))
+        }
+        guard !first.isEmpty, first.utf8.count <= 18, first.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+            let value = Int(first)
+        else {
+            return .failure(InvalidValue("invalid Content-Length"))
+        }
+        return .success(.contentLength(value))
+    }
+}

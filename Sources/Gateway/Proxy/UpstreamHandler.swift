@@ -1,0 +1,127 @@
+import NIOCore
+import NIOHTTP1
+
+/// What an upstream connection reports to the downstream connection that leased it.
+protocol UpstreamHandlerDelegate: AnyObject {
+    func upstreamReceived(_ part: HTTPClientResponsePart)
+    func upstreamReadComplete()
+    func upstreamWritabilityChanged(isWritable: Bool)
+    func upstreamClosed(error: (any Error)?)
+    /// Whether the downstream can take more response data (backpressure on upstream reads).
+    var downstreamIsWritable: Bool { get }
+}
+
+/// The client end of one upstream connection. Leased to one downstream exchange at a time; idle
+/// in its pool otherwise. Reads are gated on the downstream's writability, so a slow client
+/// slows the upstream instead of filling memory.
+final class UpstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    let upstream: Upstream
+    weak var pool: UpstreamConnectionPool?
+    /// The exchange using this connection; nil while idle.
+    weak var delegate: (any UpstreamHandlerDelegate)?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+    private var idleTimer: Scheduled<Void>?
+
+    init(upstream: Upstream) {
+        self.upstream = upstream
+    }
+
+    var isActive: Bool { self.context?.channel.isActive ?? false }
+    var isWritable: Bool { self.context?.channel.isWritable ?? false }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.cancelIdleTimer()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = Self.unwrapInboundIn(data)
+        guard let delegate = self.delegate else {
+            // Nothing is owed on an idle connection: the upstream broke framing. Drop it.
+            context.close(promise: nil)
+            return
+        }
+        delegate.upstreamReceived(part)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.delegate?.upstreamReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.pool?.remove(self)
+        self.cancelIdleTimer()
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.upstreamClosed(error: nil)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.upstreamClosed(error: error)
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let delegate = self.delegate, !delegate.downstreamIsWritable {
+            self.pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    // MARK: Used by the downstream side (same event loop)
+
+    func write(_ part: HTTPClientRequestPart) {
+        self.context?.write(Self.wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() {
+        self.context?.flush()
+    }
+
+    /// Called when the downstream becomes writable again.
+    func resumeReading() {
+        guard self.pendingRead, let context = self.context else { return }
+        self.pendingRead = false
+        context.read()
+    }
+
+    func close() {
+        self.delegate = nil
+        self.context?.close(promise: nil)
+    }
+
+    func startIdleTimer(_ timeout: TimeAmount) {
+        guard let context = self.context else { return }
+        self.pendingRead = false
+        context.read()  // watch for the upstream closing while idle
+        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            self?.close()
+        }
+    }
+
+    func cancelIdleTimer() {
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamHandler: Sendable {}

@@ -1,0 +1,97 @@
+/// Where the gateway looks for a token: a header with a scheme, then a cookie.
+public struct TokenSource: Sendable, Equatable {
+    /// Header name, compared case-insensitively (`Authorization`).
+    public var header: String
+    /// Authentication scheme, compared case-insensitively (`Bearer`, RFC 6750 §2.1).
+    public var scheme: String
+    /// Cookie name, compared exactly; nil to never read cookies.
+    public var cookie: String?
+
+    public init(header: String = "Authorization", scheme: String = "Bearer", cookie: String? = "access_token") {
+        self.header = header
+        self.scheme = scheme
+        self.cookie = cookie
+    }
+}
+
+/// The outcome of looking for a token in a request.
+public enum TokenExtraction: Equatable, Sendable {
+    case token(Substring)
+    /// No token anywhere: 401 with a bare challenge.
+    case missing
+    /// Something is wrong with how the token was sent: 400 or 401 with this reason.
+    case invalid(InvalidRequest)
+
+    public enum InvalidRequest: String, Sendable {
+        /// Several token headers; picking one would let a client smuggle a second credential.
+        case repeatedHeader = "more than one authorization header"
+        /// The header is present but not `<scheme> <token>` with exactly one token.
+        case malformedHeader = "malformed authorization header"
+        /// The token cookie appears more than once with different values.
+        case ambiguousCookie = "token cookie is set more than once"
+    }
+}
+
+/// Pure token extraction over header values; the proxy passes the values it decoded.
+public struct TokenExtractor: Sendable {
+    public let source: TokenSource
+
+    public init(source: TokenSource) {
+        self.source = source
+    }
+
+    /// - Parameters:
+    ///   - headerValues: every value of the configured token header, in order.
+    ///   - cookieHeaders: every `Cookie` header value, in order.
+    public func extract(headerValues: [String], cookieHeaders: [String]) -> TokenExtraction {
+        if headerValues.count > 1 { return .invalid(.repeatedHeader) }
+        if let value = headerValues.first {
+            let credentials = self.parseCredentials(value)
+            // Another scheme (`Basic ...`) is not a bearer token: fall back to the cookie.
+            if credentials != .missing { return credentials }
+        }
+        if let cookie = self.source.cookie {
+            switch CookieParser.value(named: cookie, in: cookieHeaders) {
+            case .found(let value) where !value.isEmpty: return .token(value)
+            case .found, .notFound: return .missing
+            case .ambiguous: return .invalid(.ambiguousCookie)
+            }
+        }
+        return .missing
+    }
+
+    /// `credentials = auth-scheme 1*SP token68` (RFC 7235 §2.1, RFC 6750 §2.1).
+    func parseCredentials(_ value: String) -> TokenExtraction {
+        var rest = Substring(value)
+        while rest.first == " " || rest.first == "\t" { rest.removeFirst() }
+        while rest.last == " " || rest.last == "\t" { rest.removeLast() }
+        guard let space = rest.firstIndex(of: " ") else {
+            // A bare scheme (`Bearer`) is a malformed bearer header; a bare word is another scheme.
+            return rest.lowercased() == self.source.scheme.lowercased() ? .invalid(.malformedHeader) : .missing
+        }
+        let scheme = rest[..<space]
+        guard scheme.lowercased() == self.source.scheme.lowercased() else {
+            return .missing
+        }
+        var token = rest[space...]
+        while token.first == " " { token.removeFirst() }
+        guard !token.isEmpty, Self.isToken68(token) else { return .invalid(.malformedHeader) }
+        return .token(token)
+    }
+
+    /// token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+    static func isToken68(_ s: Substring) -> Bool {
+        var seenEquals = false
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "="): seenEquals = true
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"), UInt8(ascii: "+"), UInt8(ascii: "/"):
+                if seenEquals { return false }
+            default: return false
+            }
+        }
+        return true
+    }
+}

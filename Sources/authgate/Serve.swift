@@ -1,0 +1,126 @@
+import ArgumentParser
+import Dispatch
+import Gateway
+import Logging
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Options shared by commands that run a gateway.
+struct RuntimeOptions: ParsableArguments {
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Option(name: .long, help: "Event loop threads (default: one per core).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Seconds to let in-flight requests finish on SIGTERM/SIGINT.")
+    var drainSeconds: Double = 30
+
+    func validate() throws {
+        guard Logger.Level(rawValue: self.logLevel) != nil else {
+            throw ValidationError("--log-level \(self.logLevel) is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        if let threads = self.threads, !(1...256).contains(threads) {
+            throw ValidationError("--threads must be between 1 and 256")
+        }
+        guard self.drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
+    }
+
+    func makeLogger() -> Logger {
+        let level = Logger.Level(rawValue: self.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "authgate")
+    }
+}
+
+/// `authgate serve`: runs the gateway until SIGINT/SIGTERM, then drains and exits 0.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway.")
+
+    @Option(name: .long, help: "The configuration file.")
+    var config = "gateway.json"
+
+    @Option(name: .long, help: "Listen on HOST:PORT instead of the configuration's `listen`.")
+    var listen: String?
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if let listen = self.listen, ListenAddress.parse(listen) == nil {
+            throw ValidationError("--listen \(listen) is not HOST:PORT")
+        }
+    }
+
+    func run() async throws {
+        let logger = self.runtime.makeLogger()
+        let config = try ConfigLoader.load(path: self.config)
+        for skipped in config.skippedKeys {
+            logger.warning("skipped unusable key", metadata: ["key": "\(skipped)"])
+        }
+        try await runGateway(
+            config: config, listen: self.listen.flatMap(ListenAddress.parse), runtime: self.runtime, logger: logger
+        ) { _ in }
+    }
+}
+
+/// Starts a gateway, calls `started` with its bound address, waits for SIGINT/SIGTERM, drains.
+func runGateway(
+    config: GatewayConfig, listen: ListenAddress?, runtime: RuntimeOptions, logger: Logger,
+    started: (SocketAddress) async throws -> Void
+) async throws {
+    let signals = SignalWaiter()
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: runtime.threads ?? System.coreCount)
+    // Optional so it can be released before the group shuts down: the quiescing helper inside
+    // touches its event loop when deallocated.
+    var server: GatewayServer? = GatewayServer(config: config, group: group, logger: logger)
+    let address: SocketAddress
+    do {
+        address = try await server!.start(listen: listen)
+    } catch {
+        server = nil
+        try? await group.shutdownGracefully()
+        throw CLIFailure("cannot listen on \(listen ?? config.listen): \(error)")
+    }
+    try await started(address)
+    let signal = await signals.next()
+    logger.info("shutting down", metadata: ["signal": "\(signal == SIGINT ? "SIGINT" : "SIGTERM")"])
+    await server?.shutdown(drainTimeout: .nanoseconds(Int64(runtime.drainSeconds * 1e9)))
+    server = nil
+    try? await group.shutdownGracefully()
+    logger.info("stopped")
+}
+
+/// Delivers SIGINT and SIGTERM as async events instead of killing the process.
+final class SignalWaiter {
+    private let stream: AsyncStream<Int32>
+    private let sources: [any DispatchSourceSignal]
+
+    init() {
+        let (stream, continuation) = AsyncStream<Int32>.makeStream()
+        self.stream = stream
+        self.sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { continuation.yield(number) }
+            source.resume()
+            return source
+        }
+    }
+
+    func next() async -> Int32 {
+        for await number in self.stream { return number }
+        return SIGTERM
+    }
+}
