@@ -1,0 +1,108 @@
+import NIOHTTP1
+import Testing
+
+@testable import Gateway
+
+@Suite("Header rewriting")
+struct HeaderRewriterTests {
+    func forwarding(identity: [(name: String, value: String)] = [], stripToken: Bool = false) -> HeaderRewriter.Forwarding {
+        HeaderRewriter.Forwarding(
+            clientAddress: "10.0.0.9", host: "gw.example", identity: identity, stripToken: stripToken,
+            tokenSource: TokenSource())
+    }
+
+    @Test("Spoofed identity headers are removed and replaced by verified ones, in any case")
+    func identitySpoofing() {
+        let incoming: HTTPHeaders = ["Host": "gw.example", "x-auth-subject": "mallory", "X-AUTH-ROLE": "admin"]
+        let out = HeaderRewriter.requestHeaders(
+            incoming, identityHeaderNames: ["X-Auth-Subject", "X-Auth-Role"],
+            forwarding: self.forwarding(identity: [("X-Auth-Subject", "alice")]))
+        #expect(out["x-auth-subject"] == ["alice"])
+        #expect(out["x-auth-role"] == [])
+    }
+
+    @Test("Hop-by-hop headers and those Connection names are removed before identity injection")
+    func hopByHop() {
+        let incoming: HTTPHeaders = [
+            "Host": "gw.example", "Connection": "keep-alive, X-Auth-Subject, X-Custom, content-length",
+            "Keep-Alive": "timeout=5", "TE": "trailers", "Upgrade": "websocket", "Proxy-Connection": "x",
+            "Trailer": "X", "Proxy-Authorization": "Basic x", "X-Custom": "drop me", "Content-Length": "3",
+            "Transfer-Encoding": "chunked",
+        ]
+        let out = HeaderRewriter.requestHeaders(
+            incoming, identityHeaderNames: ["X-Auth-Subject"],
+            forwarding: self.forwarding(identity: [("X-Auth-Subject", "alice")]))
+        for name in ["connection", "keep-alive", "te", "upgrade", "proxy-connection", "trailer", "proxy-authorization", "x-custom"] {
+            #expect(!out.contains(name: name), "\(name)")
+        }
+        #expect(out["x-auth-subject"] == ["alice"])  // `Connection: X-Auth-Subject` cannot delete it
+        #expect(out["content-length"] == ["3"])  // framing is protected from Connection
+        #expect(out["transfer-encoding"] == ["chunked"])  // NIO's encoder re-frames from it
+    }
+
+    @Test("X-Forwarded-For is appended; -Proto and -Host are set")
+    func forwardedHeaders() {
+        let incoming: HTTPHeaders = [
+            "Host": "gw.example", "X-Forwarded-For": "1.1.1.1, 2.2.2.2", "x-forwarded-for": "3.3.3.3",
+            "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil",
+        ]
+        let out = HeaderRewriter.requestHeaders(incoming, identityHeaderNames: [], forwarding: self.forwarding())
+        #expect(out["x-forwarded-for"] == ["1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9"])
+        #expect(out["x-forwarded-proto"] == ["http"])
+        #expect(out["x-forwarded-host"] == ["gw.example"])
+    }
+
+    @Test("forward_token false removes the Authorization header and only the token cookie")
+    func stripToken() {
+        let incoming: HTTPHeaders = ["Host": "h", "Authorization": "Bearer t", "Cookie": "a=1; access_token=t; b=2", "cookie": "access_token=t"]
+        let out = HeaderRewriter.requestHeaders(incoming, identityHeaderNames: [], forwarding: self.forwarding(stripToken: true))
+        #expect(!out.contains(name: "authorization"))
+        #expect(out["cookie"] == ["a=1; b=2"])
+        let kept = HeaderRewriter.requestHeaders(incoming, identityHeaderNames: [], forwarding: self.forwarding())
+        #expect(kept["authorization"] == ["Bearer t"])
+    }
+
+    @Test("Response heads lose hop-by-hop headers and take the client's version")
+    func responseHead() {
+        var upstream = HTTPResponseHead(version: .http1_1, status: .ok)
+        upstream.headers = ["Connection": "close, X-Internal", "X-Internal": "1", "Keep-Alive": "x", "Content-Length": "2"]
+        let (head, close) = HeaderRewriter.responseHead(upstream, requestVersion: .http1_1, requestKeepAlive: true)
+        #expect(!close)
+        #expect(!head.headers.contains(name: "x-internal"))
+        #expect(!head.headers.contains(name: "keep-alive"))
+        #expect(!head.headers.contains(name: "connection"))  // upstream's close is not the client's
+        #expect(head.headers["content-length"] == ["2"])
+
+        var chunked = HTTPResponseHead(version: .http1_1, status: .ok)
+        chunked.headers = ["Transfer-Encoding": "chunked"]
+        let old = HeaderRewriter.responseHead(chunked, requestVersion: .http1_0, requestKeepAlive: true)
+        #expect(old.close)  // HTTP/1.0 without a length: the body ends at close
+        #expect(old.head.version == .http1_0)
+        #expect(!old.head.headers.contains(name: "transfer-encoding"))
+        #expect(old.head.headers["connection"] == ["close"])
+    }
+
+    @Test("Identity header values: arrays joined by comma, objects and numbers as compact JSON, controls refused")
+    func claimValues() throws {
+        #expect(ClaimPolicy.headerValue(for: .string("alice")) == "alice")
+        #expect(ClaimPolicy.headerValue(for: try JSONParser.parse(#"["admin", "dev", 3]"#)) == "admin,dev,3")
+        #expect(ClaimPolicy.headerValue(for: try JSONParser.parse(#"{ "id" : 7 }"#)) == #"{"id":7}"#)
+        #expect(ClaimPolicy.headerValue(for: .number("42")) == "42")
+        #expect(ClaimPolicy.headerValue(for: .bool(true)) == "true")
+        #expect(ClaimPolicy.headerValue(for: .string("a\r\nX-Injected: 1")) == nil)
+        #expect(ClaimPolicy.headerValue(for: .string("a\u{0}b")) == nil)
+    }
+
+    @Test("require_claims: string equals one value, array contains one, all requirements hold")
+    func requireClaims() throws {
+        let claims = try #require(try JSONParser.parse(#"{"role":"admin","groups":["a","b"],"verified":true,"n":5,"o":{}}"#).objectValue)
+        #expect(ClaimPolicy.allows(claims, requirements: [("role", ["admin", "ops"])]))
+        #expect(!ClaimPolicy.allows(claims, requirements: [("role", ["ops"])]))
+        #expect(ClaimPolicy.allows(claims, requirements: [("groups", ["b"])]))
+        #expect(!ClaimPolicy.allows(claims, requirements: [("groups", ["c"])]))
+        #expect(ClaimPolicy.allows(claims, requirements: [("verified", ["true"]), ("n", ["5"])]))
+        #expect(!ClaimPolicy.allows(claims, requirements: [("role", ["admin"]), ("groups", ["c"])]))
+        #expect(!ClaimPolicy.allows(claims, requirements: [("missing", ["x"])]))
+        #expect(!ClaimPolicy.allows(claims, requirements: [("o", ["{}"])]))
+    }
+}

@@ -1,0 +1,53 @@
+import Testing
+@testable import Gateway
+
+@Suite("Token extraction: Authorization header and cookies")
+struct TokenExtractionTests {
+    let extractor = TokenExtractor(source: TokenSource())
+
+    @Test("Bearer scheme is case-insensitive and takes exactly one token")
+    func bearer() {
+        #expect(self.extractor.extract(headerValues: ["Bearer abc.def.ghi"], cookieHeaders: []) == .token("abc.def.ghi"))
+        #expect(self.extractor.extract(headerValues: ["bEaReR abc"], cookieHeaders: []) == .token("abc"))
+        #expect(self.extractor.extract(headerValues: ["Bearer  abc"], cookieHeaders: []) == .token("abc"))
+        #expect(self.extractor.extract(headerValues: ["Bearer abc def"], cookieHeaders: []) == .invalid(.malformedHeader))
+        #expect(self.extractor.extract(headerValues: ["Bearer"], cookieHeaders: []) == .invalid(.malformedHeader))
+        #expect(self.extractor.extract(headerValues: ["Bearer a,b"], cookieHeaders: []) == .invalid(.malformedHeader))
+    }
+
+    @Test("More than one Authorization header is refused, never 'pick one'")
+    func repeatedHeader() {
+        #expect(self.extractor.extract(headerValues: ["Bearer a", "Bearer b"], cookieHeaders: []) == .invalid(.repeatedHeader))
+        #expect(self.extractor.extract(headerValues: ["Bearer a", "Bearer a"], cookieHeaders: []) == .invalid(.repeatedHeader))
+    }
+
+    @Test("Another scheme is not a bearer token: the cookie is used, else no token")
+    func otherScheme() {
+        #expect(self.extractor.extract(headerValues: ["Basic dXNlcjpwYXNz"], cookieHeaders: []) == .missing)
+        #expect(self.extractor.extract(headerValues: ["Basic dXNlcjpwYXNz"], cookieHeaders: ["access_token=t1"]) == .token("t1"))
+    }
+
+    @Test("The cookie is found among several cookies and headers, with spaces and quotes")
+    func cookies() {
+        #expect(self.extractor.extract(headerValues: [], cookieHeaders: ["a=1; access_token=tok; b=2"]) == .token("tok"))
+        #expect(self.extractor.extract(headerValues: [], cookieHeaders: ["a=1", "access_token = \"tok\" "]) == .token("tok"))
+        #expect(self.extractor.extract(headerValues: [], cookieHeaders: ["xaccess_token=no; access_token_x=no"]) == .missing)
+        #expect(self.extractor.extract(headerValues: [], cookieHeaders: ["access_token="]) == .missing)
+        #expect(self.extractor.extract(headerValues: [], cookieHeaders: ["access_token=a", "access_token=b"]) == .invalid(.ambiguousCookie))
+        #expect(self.extractor.extract(headerValues: [], cookieHeaders: ["access_token=a; access_token=a"]) == .token("a"))
+    }
+
+    @Test("The header wins over the cookie; a cookie-less configuration ignores cookies")
+    func precedence() {
+        #expect(self.extractor.extract(headerValues: ["Bearer h"], cookieHeaders: ["access_token=c"]) == .token("h"))
+        let noCookie = TokenExtractor(source: TokenSource(cookie: nil))
+        #expect(noCookie.extract(headerValues: [], cookieHeaders: ["access_token=c"]) == .missing)
+    }
+
+    @Test("A custom header and scheme are honoured")
+    func customSource() {
+        let custom = TokenExtractor(source: TokenSource(header: "X-Token", scheme: "JWT", cookie: nil))
+        #expect(custom.extract(headerValues: ["jwt abc"], cookieHeaders: []) == .token("abc"))
+        #expect(custom.extract(headerValues: ["Bearer abc"], cookieHeaders: []) == .missing)
+    }
+}
