@@ -64,6 +64,9 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Gateway",
+                // Built before the tests so the command-line tests can run the real binaries.
+                "authgate",
+                "upstream-echo",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

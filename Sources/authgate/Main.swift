@@ -58,6 +58,10 @@ enum Main {
             exit(1)
         } catch let code as ExitCode {
             exit(code.rawValue)
+        } catch where Authgate.exitCode(for: error) == .success {
+            // `authgate` alone or `authgate --help`: the root command's run() asks for help.
+            Output.out(Authgate.fullMessage(for: error) + "\n")
+            exit(0)
         } catch {
             Output.err("authgate: \(error)\n")
             exit(1)

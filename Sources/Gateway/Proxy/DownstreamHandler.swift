@@ -191,7 +191,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         case .proxying(let exchange):
             exchange.requestEnded = true
             self.send(.end(trailers), exchange: exchange)
-            exchange.connection?.flush()
+            if let connection = exchange.connection {
+                connection.flush()
+                self.armResponseTimer(exchange, context: context)
+            }
         case .idle, .closing:
             break
         }
@@ -244,6 +247,17 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         if exchange.plan.expectContinue && !exchange.requestEnded && exchange.attempts == 1 {
             context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestVersion, status: .continue))), promise: nil)
         }
+        if exchange.requestEnded { self.armResponseTimer(exchange, context: context) }
+        if self.pendingRead && connection.isWritable {
+            self.pendingRead = false
+            context.read()
+        }
+    }
+
+    /// `upstream_seconds` counts from the moment the whole request was handed to the upstream
+    /// until its response head arrives; a long upload does not eat into it.
+    private func armResponseTimer(_ exchange: Exchange, context: ChannelHandlerContext) {
+        guard exchange.responseTimer == nil, !exchange.responseHeadSent else { return }
         exchange.responseTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.settings.upstreamTimeout) {
             [weak self, weak exchange] in
             guard let self, let exchange, let context = self.context else { return }
@@ -252,10 +266,6 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             }
             self.settings.logger.warning("upstream timed out", metadata: ["upstream": "\(exchange.plan.upstream)"])
             self.fail(exchange, with: .gatewayTimeout, context: context)
-        }
-        if self.pendingRead && connection.isWritable {
-            self.pendingRead = false
-            context.read()
         }
     }
 
@@ -291,6 +301,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         guard case .proxying(let exchange) = self.state, let context = self.context else { return }
         exchange.connection = nil
         exchange.responseTimer?.cancel()
+        exchange.responseTimer = nil
         if exchange.responseHeadSent {
             // Mid-response: there is no way to signal the failure but to cut the client off too.
             self.state = .closing
@@ -299,7 +310,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         }
         // A reused keep-alive connection may have been closed by the upstream just as we sent on
         // it. Retry once on a new connection when nothing but the head was sent.
-        if exchange.reused && exchange.attempts == 1 && !exchange.sentBodyUpstream && exchange.plan.framing == .none {
+        let bodiless = exchange.plan.framing == .none || exchange.plan.framing == .contentLength(0)
+        if exchange.reused && exchange.attempts == 1 && !exchange.sentBodyUpstream && bodiless {
             exchange.buffered = exchange.requestEnded ? [.end(nil)] : []
             self.connect(exchange, allowReuse: false)
             return
