@@ -44,22 +44,7 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses `HOST:PORT` or `[IPv6]:PORT`; port 0 means an ephemeral port.
     public static func parse(_ text: String) -> ListenAddress? {
-        var hostPart: Substring
-        var portPart: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
-                return nil
-            }
-            hostPart = text[text.index(after: text.startIndex)..<close]
-            portPart = text[text.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { return nil }
-            hostPart = text[..<colon]
-            portPart = text[text.index(after: colon)...]
-            if hostPart.contains(":") { return nil }
-        }
-        guard !hostPart.isEmpty, let port = Int(portPart), (0...65535).contains(port) else { return nil }
-        return ListenAddress(host: String(hostPart), port: port)
+        HostPort.split(Substring(text), defaultPort: nil).map { ListenAddress(host: $0.host, port: $0.port) }
     }
 }
 

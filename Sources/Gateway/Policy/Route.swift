@@ -27,33 +27,40 @@ public struct Upstream: Sendable, Hashable, CustomStringConvertible {
         if rest.contains("@") {
             return .failure(InvalidValue("\(JSONValue.quoted(url)) carries credentials; put none in an upstream URL"))
         }
+        guard !rest.isEmpty else { return .failure(InvalidValue("\(JSONValue.quoted(url)) has no host")) }
+        guard let (host, port) = HostPort.split(rest, defaultPort: 80), (1...65535).contains(port) else {
+            return .failure(InvalidValue("\(JSONValue.quoted(url)) has an invalid host or port"))
+        }
+        return .success(Upstream(host: host, port: port))
+    }
+}
+
+/// `host:port`, `[v6]:port`, or (with a default port) a bare host.
+enum HostPort {
+    static func split(_ text: Substring, defaultPort: Int?) -> (host: String, port: Int)? {
         var host: Substring
         var portText: Substring?
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else {
-                return .failure(InvalidValue("\(JSONValue.quoted(url)) has an unclosed IPv6 address"))
-            }
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            let after = rest[rest.index(after: close)...]
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            let after = text[text.index(after: close)...]
             if !after.isEmpty {
-                guard after.first == ":" else { return .failure(InvalidValue("\(JSONValue.quoted(url)) is not an http URL")) }
+                guard after.first == ":" else { return nil }
                 portText = after.dropFirst()
             }
-        } else if let colon = rest.lastIndex(of: ":") {
-            host = rest[..<colon]
-            portText = rest[rest.index(after: colon)...]
+        } else if let colon = text.lastIndex(of: ":") {
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+            if host.contains(":") { return nil }  // an IPv6 address needs brackets
         } else {
-            host = rest
+            host = text
         }
-        guard !host.isEmpty else { return .failure(InvalidValue("\(JSONValue.quoted(url)) has no host")) }
-        var port = 80
-        if let portText {
-            guard let value = Int(portText), (1...65535).contains(value) else {
-                return .failure(InvalidValue("\(JSONValue.quoted(url)) has an invalid port"))
-            }
-            port = value
-        }
-        return .success(Upstream(host: String(host), port: port))
+        guard !host.isEmpty else { return nil }
+        guard let portText else { return defaultPort.map { (String(host), $0) } }
+        guard !portText.isEmpty, portText.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let port = Int(portText),
+            (0...65535).contains(port)
+        else { return nil }
+        return (String(host), port)
     }
 }
 

@@ -63,6 +63,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     private var clientAddress: String?
     private var pendingRead = false
     private var idleTimer: Scheduled<Void>?
+    /// Last time the client sent something while a timer runs; the timer re-arms itself rather
+    /// than being rescheduled for every body chunk.
+    private var lastClientActivity = NIODeadline.now()
 
     init(settings: DownstreamSettings, pool: UpstreamConnectionPool) {
         self.settings = settings
@@ -166,14 +169,17 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             self.state = .answered
             self.answer(response, version: head.version, keepAlive: keepAlive, context: context)
         case .forward(let plan):
-            let exchange = Exchange(plan: plan, requestVersion: head.version, requestKeepAlive: keepAlive)
+            let exchange = Exchange(
+                plan: plan, requestVersion: head.version, requestKeepAlive: keepAlive && !plan.closeConnection)
             self.state = .proxying(exchange)
+            self.startIdleTimer()  // until the request ends: a client that stalls mid-body gets 408
             self.connect(exchange, allowReuse: true)
         }
     }
 
     private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
         guard case .proxying(let exchange) = self.state else { return }  // answered or closing: discard
+        self.lastClientActivity = .now()
         exchange.requestBodyBytes += buffer.readableBytes
         if exchange.requestBodyBytes > self.settings.maxBodyBytes {
             self.settings.logger.debug("request body over the limit", metadata: ["limit": "\(self.settings.maxBodyBytes)"])
@@ -190,7 +196,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             self.startIdleTimer()
         case .proxying(let exchange):
             exchange.requestEnded = true
-            self.send(.end(trailers), exchange: exchange)
+            self.cancelIdleTimer()
+            // Request trailers are dropped: they would carry headers (identity headers among
+            // them) past the rewriting that heads get, and upstreams rarely read them.
+            self.send(.end(nil), exchange: exchange)
             if let connection = exchange.connection {
                 connection.flush()
                 self.armResponseTimer(exchange, context: context)
@@ -400,13 +409,34 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         }
     }
 
+    /// Arms the client timer: closes an idle connection, and answers 408 to a request whose
+    /// body stalls for `client_idle_seconds`.
     private func startIdleTimer() {
         guard let context = self.context else { return }
+        self.lastClientActivity = .now()
         self.idleTimer?.cancel()
-        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.settings.clientIdleTimeout) {
-            [weak self] in
-            guard let self, let context = self.context, case .idle = self.state else { return }
-            context.close(promise: nil)
+        self.scheduleIdleCheck(in: self.settings.clientIdleTimeout, context: context)
+    }
+
+    private func scheduleIdleCheck(in delay: TimeAmount, context: ChannelHandlerContext) {
+        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+            guard let self, let context = self.context else { return }
+            let deadline = self.lastClientActivity + self.settings.clientIdleTimeout
+            if deadline > .now() {
+                self.scheduleIdleCheck(in: deadline - .now(), context: context)
+                return
+            }
+            self.idleTimer = nil
+            switch self.state {
+            case .idle, .answered:
+                self.state = .closing
+                context.close(promise: nil)
+            case .proxying(let exchange) where !exchange.requestEnded:
+                self.settings.logger.debug("client stalled while sending the request body")
+                self.fail(exchange, with: .requestTimeout, context: context)
+            case .proxying, .closing:
+                break
+            }
         }
     }
 

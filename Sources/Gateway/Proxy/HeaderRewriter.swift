@@ -45,7 +45,7 @@ public enum HeaderRewriter {
         var headers = incoming
         Self.removeHopByHop(&headers)
         headers.remove(name: "expect")
-        for name in identityHeaderNames { headers.remove(name: name) }
+        Self.removeIdentityHeaders(identityHeaderNames, from: &headers)
         if forwarding.stripToken {
             headers.remove(name: forwarding.tokenSource.header)
             if let cookie = forwarding.tokenSource.cookie {
@@ -60,6 +60,34 @@ public enum HeaderRewriter {
         headers.replaceOrAdd(name: "X-Forwarded-Host", value: forwarding.host)
         for (name, value) in forwarding.identity { headers.add(name: name, value: value) }
         return headers
+    }
+
+    /// Removes the identity headers and their look-alikes: CGI-style servers (WSGI, Rack, PHP)
+    /// read `X_Auth_Subject` as `X-Auth-Subject`, so both spellings go.
+    static func removeIdentityHeaders(_ names: [String], from headers: inout HTTPHeaders) {
+        guard !names.isEmpty else { return }
+        var doomed: [String] = []
+        for (name, _) in headers where names.contains(where: { Self.sameCGIName($0, name) }) {
+            doomed.append(name)
+        }
+        for name in doomed { headers.remove(name: name) }
+    }
+
+    /// Case-insensitive equality that also takes `_` for `-`, without allocating.
+    static func sameCGIName(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        for (x, y) in zip(a.utf8, b.utf8) where Self.fold(x) != Self.fold(y) {
+            return false
+        }
+        return true
+    }
+
+    private static func fold(_ byte: UInt8) -> UInt8 {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte | 0x20
+        case UInt8(ascii: "_"): UInt8(ascii: "-")
+        default: byte
+        }
     }
 
     /// Removes one cookie from every `Cookie` header, dropping headers left empty.

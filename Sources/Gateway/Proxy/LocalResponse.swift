@@ -51,6 +51,9 @@ public struct LocalResponse: Sendable, Equatable {
         description: "request headers exceed the configured limit")
     public static let uriTooLong = LocalResponse.json(
         .uriTooLong, error: "uri_too_long", description: "request target exceeds the configured limit")
+    public static let requestTimeout = LocalResponse(
+        status: .requestTimeout, headers: ["content-type": "application/json"],
+        body: "{\"error\":\"request_timeout\",\"error_description\":\"the request body stalled\"}\n", close: true)
     public static let expectationFailed = LocalResponse.json(
         .expectationFailed, error: "expectation_failed", description: "only 100-continue is supported")
     public static let badGateway = LocalResponse.json(

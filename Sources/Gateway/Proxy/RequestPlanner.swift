@@ -24,6 +24,9 @@ public struct ForwardPlan: Sendable {
     public var framing: BodyFraming
     /// The verified subject, for logs (nil on `auth: none` routes).
     public var subject: String?
+    /// Close the client connection after this exchange (an `Upgrade` request: NIO's parser
+    /// stops reading the connection after one, and upgrades are not tunnelled yet).
+    public var closeConnection: Bool
 }
 
 /// Everything the proxy needs to decide about a request, shared read-only by every connection.
@@ -66,7 +69,10 @@ public struct RequestPlanner: Sendable {
             }
             expectContinue = true
         }
-        let bodyExpected = framing != .none && framing != .contentLength(0)
+        // NIO's parser hands over the connection after a request it sees as an upgrade, so the
+        // connection cannot carry another request: answer this one, then close.
+        let upgrade = head.headers.contains(name: "upgrade")
+        let bodyExpected = framing != .none && framing != .contentLength(0) || upgrade
 
         // 2. Target.
         if head.uri.utf8.count > self.config.limits.maxHeaderBytes {
@@ -117,7 +123,7 @@ public struct RequestPlanner: Sendable {
         return .forward(
             ForwardPlan(
                 upstream: route.upstream, head: upstreamHead, route: route, expectContinue: expectContinue,
-                framing: framing, subject: subject))
+                framing: framing, subject: subject, closeConnection: upgrade))
     }
 
     private struct Denial: Error {

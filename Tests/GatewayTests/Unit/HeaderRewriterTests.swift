@@ -106,3 +106,19 @@ struct HeaderRewriterTests {
         #expect(!ClaimPolicy.allows(claims, requirements: [("o", ["{}"])]))
     }
 }
+
+@Suite("Identity header look-alikes")
+struct IdentityLookalikeTests {
+    @Test("Underscore and case variants of identity headers are removed (CGI servers read _ as -)")
+    func lookalikes() {
+        let incoming: HTTPHeaders = ["Host": "h", "X_Auth_Subject": "mallory", "x-auth_role": "admin", "X-Auth-Subjects": "keep"]
+        let out = HeaderRewriter.requestHeaders(
+            incoming, identityHeaderNames: ["X-Auth-Subject", "X-Auth-Role"],
+            forwarding: HeaderRewriter.Forwarding(clientAddress: nil, host: "h", identity: [], stripToken: false, tokenSource: TokenSource()))
+        #expect(!out.contains(name: "X_Auth_Subject"))
+        #expect(!out.contains(name: "x-auth_role"))
+        #expect(out["x-auth-subjects"] == ["keep"])
+        #expect(HeaderRewriter.sameCGIName("X_AUTH-subject", "x-auth-SUBJECT"))
+        #expect(!HeaderRewriter.sameCGIName("X-Auth-Subject", "X-Auth-Subjec"))
+    }
+}
