@@ -84,7 +84,7 @@ func runGateway(
     let group = MultiThreadedEventLoopGroup(numberOfThreads: runtime.threads ?? System.coreCount)
     // Optional so it can be released before the group shuts down: the quiescing helper inside
     // touches its event loop when deallocated.
-    var server: GatewayServer? = GatewayServer(config: config, group: group, logger: logger)
+    var server: GatewayServer? = try GatewayServer(config: config, group: group, logger: logger)
     let address: SocketAddress
     do {
         address = try await server!.start(listen: listen)

@@ -273,6 +273,7 @@ private struct Reader {
     mutating func provider(_ value: JSONValue, _ path: String) -> Provider? {
         let fields: Set<String> = [
             "name", "issuer", "audiences", "clock_skew_seconds", "keys", "jwks_file", "jwks_url", "jwks_refresh_seconds",
+            "jwks_min_refresh_seconds", "jwks_timeout_seconds", "jwks_ca_file", "discovery", "discovery_url",
         ]
         guard let object = self.object(value, path, allowed: fields) else { return nil }
         let name = self.string(object, "name", path, required: true)
@@ -284,7 +285,7 @@ private struct Reader {
             audiences = self.stringArray(value, "\(path).audiences") ?? []
         }
         let skew = self.number(object, "clock_skew_seconds", path, range: 0...3600) ?? 30
-        _ = self.number(object, "jwks_refresh_seconds", path, range: 1...86_400)
+        let remote = self.remoteSource(object, path, issuer: issuer)
 
         var keys: [VerificationKey] = []
         if let value = object["keys"] {
@@ -309,11 +310,10 @@ private struct Reader {
                 self.issue("\(path).jwks_file", "\(error)")
             }
         }
-        if object["jwks_url"] != nil {
-            self.issue("\(path).jwks_url", "remote key sets are not supported by this version yet; use jwks_file or keys")
-        }
-        if object["keys"] == nil && object["jwks_file"] == nil && object["jwks_url"] == nil {
-            self.issue(path, "needs at least one of keys, jwks_file, jwks_url")
+        if object["keys"] == nil && object["jwks_file"] == nil && object["jwks_url"] == nil
+            && object["discovery"] == nil && object["discovery_url"] == nil
+        {
+            self.issue(path, "needs at least one of keys, jwks_file, jwks_url, discovery")
         }
         var seenKids: Set<String> = []
         for key in keys {
@@ -322,7 +322,67 @@ private struct Reader {
             }
         }
         guard let name else { return nil }
-        return Provider(name: name, issuer: issuer, audiences: audiences, clockSkewSeconds: skew, keys: keys)
+        return Provider(name: name, issuer: issuer, audiences: audiences, clockSkewSeconds: skew, keys: keys, remote: remote)
+    }
+
+    /// `jwks_url`, or `discovery`/`discovery_url`, and their tuning fields.
+    mutating func remoteSource(_ object: JSONObject, _ path: String, issuer: String?) -> RemoteKeySource? {
+        var location: RemoteKeySource.Location?
+        let discovery = self.bool(object, "discovery", path) ?? false
+        let discoveryURL = self.string(object, "discovery_url", path)
+        if let text = self.string(object, "jwks_url", path) {
+            if discovery || discoveryURL != nil {
+                self.issue("\(path).jwks_url", "give jwks_url or discovery, not both")
+            } else if let url = FetchURL.parse(text) {
+                location = .jwks(url)
+            } else {
+                self.issue("\(path).jwks_url", "\(JSONValue.quoted(text)) is not an http or https URL")
+            }
+        } else if discovery || discoveryURL != nil {
+            guard let issuer else {
+                self.issue("\(path).discovery", "needs issuer: the discovery document's issuer must equal it")
+                return nil
+            }
+            if let text = discoveryURL {
+                if let url = FetchURL.parse(text) {
+                    location = .discovery(url, expectedIssuer: issuer)
+                } else {
+                    self.issue("\(path).discovery_url", "\(JSONValue.quoted(text)) is not an http or https URL")
+                }
+            } else if let base = FetchURL.parse(issuer) {
+                location = .discovery(base.appendingPath("/.well-known/openid-configuration"), expectedIssuer: issuer)
+            } else {
+                self.issue("\(path).issuer", "\(JSONValue.quoted(issuer)) is not an http(s) URL, so discovery cannot use it")
+            }
+        }
+        let refresh = self.number(object, "jwks_refresh_seconds", path, range: 1...86_400)
+        let minimum = self.number(object, "jwks_min_refresh_seconds", path, range: 0...3_600)
+        let timeout = self.number(object, "jwks_timeout_seconds", path, range: 0.1...120)
+        let caFile = self.string(object, "jwks_ca_file", path)
+        guard let location else {
+            for field in ["jwks_refresh_seconds", "jwks_min_refresh_seconds", "jwks_timeout_seconds", "jwks_ca_file"]
+            where object[field] != nil {
+                self.issue("\(path).\(field)", "has no effect without jwks_url or discovery")
+            }
+            return nil
+        }
+        var source = RemoteKeySource(location: location)
+        if let refresh { source.refreshSeconds = refresh }
+        if let minimum { source.minimumRefreshSeconds = minimum }
+        if let timeout { source.timeoutSeconds = timeout }
+        if let caFile {
+            let resolved = FileReader.resolve(caFile, relativeTo: self.loader.baseDirectory)
+            do {
+                let pem = String(decoding: try self.loader.readFile(resolved), as: UTF8.self)
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    self.issue("\(path).jwks_ca_file", "\(JSONValue.quoted(caFile)) holds no PEM certificate")
+                }
+                source.caFile = resolved
+            } catch {
+                self.issue("\(path).jwks_ca_file", "\(error)")
+            }
+        }
+        return source
     }
 
     mutating func key(_ value: JSONValue, _ path: String) -> VerificationKey? {

@@ -19,6 +19,7 @@ public struct AuthFailure: Error, Sendable, Hashable, CustomStringConvertible {
         case wrongIssuer = "wrong_issuer"
         case wrongAudience = "wrong_audience"
         case insufficientScope = "insufficient_scope"
+        case keysUnavailable = "keys_unavailable"
     }
 
     private let base: Base
@@ -35,13 +36,17 @@ public struct AuthFailure: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// The HTTP status this failure answers with.
     public var status: UInt {
-        self.base == .insufficientScope ? 403 : 401
+        switch self.base {
+        case .insufficientScope: 403
+        case .keysUnavailable: 503
+        default: 401
+        }
     }
 
     /// The RFC 6750 §3.1 error code, or nil when no token was presented.
     public var bearerError: String? {
         switch self.base {
-        case .missingToken: nil
+        case .missingToken, .keysUnavailable: nil
         case .insufficientScope: "insufficient_scope"
         default: "invalid_token"
         }
@@ -66,6 +71,8 @@ public struct AuthFailure: Error, Sendable, Hashable, CustomStringConvertible {
     public static let wrongIssuer = AuthFailure(.wrongIssuer, "token issuer is not accepted")
     public static let wrongAudience = AuthFailure(.wrongAudience, "token audience is not accepted")
     public static let insufficientScope = AuthFailure(.insufficientScope, "token claims do not grant access to this route")
+    /// The token's provider has never loaded a usable key set: 503 with `Retry-After`.
+    public static let keysUnavailable = AuthFailure(.keysUnavailable, "the keys for this token's issuer are not available yet")
     /// An identity claim whose value cannot be carried in an HTTP header (control characters).
     public static let unsafeIdentityClaim = AuthFailure(.invalidClaim, "token claim cannot be forwarded as a header")
 

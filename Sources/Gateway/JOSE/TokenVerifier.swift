@@ -28,6 +28,34 @@ public struct TokenVerifier: Sendable {
     public func verify(
         bytes token: UnsafeRawBufferPointer, providerIndices: [Int]?, now: Double
     ) -> Result<VerifiedToken, AuthFailure> {
+        var candidates: [Int] = []
+        return self.verify(bytes: token, providerIndices: providerIndices, now: now, candidates: &candidates)
+    }
+
+    /// Verifies `token`, recording in `candidates` the providers whose issuer matched: those
+    /// whose remote key set might hold an unknown `kid` after a refresh.
+    public func verify(
+        _ token: some StringProtocol, providerIndices: [Int]?, now: Double, candidates: inout [Int]
+    ) -> Result<VerifiedToken, AuthFailure> {
+        var found: [Int] = []
+        let result: Result<VerifiedToken, AuthFailure>
+        if let direct = token.utf8.withContiguousStorageIfAvailable({ buffer in
+            self.verify(bytes: UnsafeRawBufferPointer(buffer), providerIndices: providerIndices, now: now, candidates: &found)
+        }) {
+            result = direct
+        } else {
+            let copy = Array(token.utf8)
+            result = copy.withUnsafeBytes {
+                self.verify(bytes: $0, providerIndices: providerIndices, now: now, candidates: &found)
+            }
+        }
+        candidates = found
+        return result
+    }
+
+    func verify(
+        bytes token: UnsafeRawBufferPointer, providerIndices: [Int]?, now: Double, candidates: inout [Int]
+    ) -> Result<VerifiedToken, AuthFailure> {
         // Structure: exactly three segments.
         var dots: [Int] = []
         for index in token.indices where token[index] == UInt8(ascii: ".") {
@@ -84,6 +112,7 @@ public struct TokenVerifier: Sendable {
             let provider = self.providers[providerIndex]
             if let expected = provider.issuer, expected != issuer { continue }
             sawProvider = true
+            candidates.append(providerIndex)
             for key in provider.keys {
                 if let kid {
                     guard key.kid == kid else { continue }
@@ -109,6 +138,7 @@ public struct TokenVerifier: Sendable {
         if !sawProvider { return .failure(.wrongIssuer) }
         if sawBadSignature { return .failure(.badSignature) }
         if kid != nil, sawKid { return .failure(.algorithmMismatch) }
+        if candidates.contains(where: { self.providers[$0].awaitingKeys }) { return .failure(.keysUnavailable) }
         return .failure(.unknownKey)
     }
 

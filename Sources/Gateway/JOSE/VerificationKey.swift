@@ -1,4 +1,6 @@
 import Crypto
+import SwiftASN1
+import X509
 import _CryptoExtras
 
 /// A public key (or HMAC secret) bound to the algorithms it may verify.
@@ -62,10 +64,15 @@ extension VerificationKey {
             kid: kid, algorithms: [algorithm], material: .hmac(SymmetricKey(data: secret)), source: source)
     }
 
-    /// A public key from a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) document, for one algorithm.
+    /// A public key from a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) document, or the public key
+    /// of a PEM X.509 `CERTIFICATE` (RSA and EC), for one algorithm. A certificate's validity
+    /// period and chain are not checked: the configuration pins the key, as with a bare key.
     public static func publicKey(
         kid: String?, algorithm: JWSAlgorithm, pem: String, source: String
     ) throws(KeyError) -> VerificationKey {
+        if pem.contains("-----BEGIN CERTIFICATE-----") {
+            return try Self.certificateKey(kid: kid, algorithm: algorithm, pem: pem, source: source)
+        }
         let material: Material
         do {
             switch algorithm {
@@ -85,6 +92,38 @@ extension VerificationKey {
         } catch {
             throw KeyError("not a PEM public key usable for \(algorithm) (\(Self.describe(error)))")
         }
+        return VerificationKey(kid: kid, algorithms: [algorithm], material: material, source: source)
+    }
+
+    private static func certificateKey(
+        kid: String?, algorithm: JWSAlgorithm, pem: String, source: String
+    ) throws(KeyError) -> VerificationKey {
+        let certificate: Certificate
+        do {
+            certificate = try Certificate(pemEncoded: pem)
+        } catch {
+            throw KeyError("not a readable PEM certificate")
+        }
+        let publicKey = certificate.publicKey
+        let material: Material?
+        switch algorithm.family {
+        case .rsa:
+            if let key = _RSA.Signing.PublicKey(publicKey) {
+                try Self.checkRSASize(key)
+                material = .rsa(key)
+            } else {
+                material = nil
+            }
+        case .ecdsa:
+            switch algorithm {
+            case .es384: material = P384.Signing.PublicKey(publicKey).map { .p384($0) }
+            case .es512: material = P521.Signing.PublicKey(publicKey).map { .p521($0) }
+            default: material = P256.Signing.PublicKey(publicKey).map { .p256($0) }
+            }
+        case .hmac, .edDSA:
+            material = nil
+        }
+        guard let material else { throw KeyError("the certificate's key is not usable for \(algorithm)") }
         return VerificationKey(kid: kid, algorithms: [algorithm], material: material, source: source)
     }
 

@@ -46,11 +46,23 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         }
     }
 
+    /// A request held while its providers' keys refresh.
+    final class PendingRequest {
+        let head: HTTPRequestHead
+        var parts: [HTTPServerRequestPart] = []
+
+        init(head: HTTPRequestHead) {
+            self.head = head
+        }
+    }
+
     private enum State {
         /// Between requests.
         case idle
         /// Answered locally; waiting for the rest of the request before the next one.
         case answered
+        /// Waiting for a key-set refresh before deciding; request parts are held meanwhile.
+        case awaitingKeys(PendingRequest)
         case proxying(Exchange)
         /// The connection is going away; ignore everything.
         case closing
@@ -121,6 +133,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     }
 
     func read(context: ChannelHandlerContext) {
+        if case .awaitingKeys = self.state {
+            self.pendingRead = true
+            return
+        }
         if case .proxying(let exchange) = self.state, !exchange.requestEnded,
             !(exchange.connection?.isWritable ?? false)
         {
@@ -160,8 +176,15 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             return
         }
         self.cancelIdleTimer()
+        self.dispatch(head, allowKeyRefresh: true, context: context)
+    }
+
+    /// Plans a request and starts answering or forwarding it.
+    private func dispatch(_ head: HTTPRequestHead, allowKeyRefresh: Bool, context: ChannelHandlerContext) {
         let keepAlive = head.isKeepAlive
-        switch self.settings.planner.plan(head, clientAddress: self.clientAddress, now: WallClock.now()) {
+        let plan = self.settings.planner.plan(
+            head, clientAddress: self.clientAddress, now: WallClock.now(), allowKeyRefresh: allowKeyRefresh)
+        switch plan {
         case .respond(let response, let reason):
             self.settings.logger.debug(
                 "answered locally",
@@ -174,10 +197,39 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             self.state = .proxying(exchange)
             self.startIdleTimer()  // until the request ends: a client that stalls mid-body gets 408
             self.connect(exchange, allowReuse: true)
+        case .refreshKeys(let providers):
+            guard let refresh = self.settings.planner.keys.refresh(providers) else {
+                self.dispatch(head, allowKeyRefresh: false, context: context)
+                return
+            }
+            let pending = PendingRequest(head: head)
+            self.state = .awaitingKeys(pending)
+            refresh.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] _ in
+                guard case .awaitingKeys(let current) = self.state, current === pending, let context = self.context else {
+                    return
+                }
+                self.state = .idle
+                self.dispatch(pending.head, allowKeyRefresh: false, context: context)
+                for part in pending.parts {
+                    switch part {
+                    case .head: break
+                    case .body(let buffer): self.receivedBody(buffer, context: context)
+                    case .end(let trailers): self.receivedEnd(trailers, context: context)
+                    }
+                }
+                if self.pendingRead {
+                    self.pendingRead = false
+                    context.read()
+                }
+            }
         }
     }
 
     private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        if case .awaitingKeys(let pending) = self.state {
+            pending.parts.append(.body(buffer))
+            return
+        }
         guard case .proxying(let exchange) = self.state else { return }  // answered or closing: discard
         self.lastClientActivity = .now()
         exchange.requestBodyBytes += buffer.readableBytes
@@ -191,6 +243,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
 
     private func receivedEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
         switch self.state {
+        case .awaitingKeys(let pending):
+            pending.parts.append(.end(trailers))
         case .answered:
             self.state = .idle
             self.startIdleTimer()
@@ -382,7 +436,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
 
     private var canStartResponse: Bool {
         switch self.state {
-        case .idle: true
+        case .idle, .awaitingKeys: true
         case .proxying(let exchange): !exchange.responseHeadSent
         case .answered, .closing: false
         }
@@ -434,7 +488,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             case .proxying(let exchange) where !exchange.requestEnded:
                 self.settings.logger.debug("client stalled while sending the request body")
                 self.fail(exchange, with: .requestTimeout, context: context)
-            case .proxying, .closing:
+            case .proxying, .closing, .awaitingKeys:
                 break
             }
         }

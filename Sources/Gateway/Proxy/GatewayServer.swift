@@ -14,19 +14,31 @@ public final class GatewayServer: Sendable {
     private let quiesce: ServerQuiescingHelper
     private let pools = PoolRegistry()
     private let serverChannel = NIOLockedValueBox<(any Channel)?>(nil)
+    /// Every provider's keys; remote sets refresh in the background.
+    public let keys: KeyRegistry
 
-    public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) {
+    /// - Throws: when a remote key source's CA file cannot be loaded.
+    public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
         self.config = config
         self.group = group
         self.logger = logger
         self.quiesce = ServerQuiescingHelper(group: group)
+        let remotes = config.providers.compactMap(\.remote)
+        var fetcher: HTTPFetcher?
+        if !remotes.isEmpty {
+            // One CA file per gateway: the first configured (validation requires them to agree).
+            fetcher = try HTTPFetcher(group: group, caFile: remotes.compactMap(\.caFile).first)
+        }
+        self.keys = KeyRegistry(providers: config.providers, fetcher: fetcher, logger: logger)
     }
 
-    /// Binds the listener. Returns the bound address (useful with port 0).
+    /// Loads remote key sets (bounded by their timeouts), then binds the listener. Returns the
+    /// bound address (useful with port 0).
     public func start(listen: ListenAddress? = nil) async throws -> SocketAddress {
         let address = listen ?? self.config.listen
+        await self.keys.start()
         let settings = DownstreamSettings(
-            planner: RequestPlanner(config: self.config),
+            planner: RequestPlanner(config: self.config, keys: self.keys),
             logger: self.logger,
             upstreamTimeout: .nanoseconds(Int64(self.config.timeouts.upstreamSeconds * 1e9)),
             clientIdleTimeout: .nanoseconds(Int64(self.config.timeouts.clientIdleSeconds * 1e9)),
@@ -92,6 +104,7 @@ public final class GatewayServer: Sendable {
             self.logger.warning("drain timed out; closing remaining connections")
         }
         timeout.cancel()
+        self.keys.stop()
         await self.pools.closeAll()
     }
 }

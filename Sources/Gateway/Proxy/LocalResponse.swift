@@ -25,6 +25,11 @@ public struct LocalResponse: Sendable, Equatable {
 
     /// The answer to an authentication or authorisation failure (RFC 6750 §3).
     public static func auth(_ failure: AuthFailure) -> LocalResponse {
+        if failure == .keysUnavailable {
+            var response = LocalResponse.json(.serviceUnavailable, error: "temporarily_unavailable", description: failure.description)
+            response.headers.add(name: "retry-after", value: "5")
+            return response
+        }
         var challenge = "Bearer realm=\"authgate\""
         var response: LocalResponse
         if let error = failure.bearerError {

@@ -1,3 +1,4 @@
+import Logging
 import NIOHTTP1
 
 /// How a request's body is framed, as its head declares it.
@@ -13,6 +14,9 @@ public enum RequestPlan: Sendable {
     case respond(LocalResponse, reason: String)
     /// Forward to `upstream` with the rewritten `head`.
     case forward(ForwardPlan)
+    /// The token names a key the providers at these indices might fetch: refresh their remote
+    /// key sets (`KeyRegistry.refresh`), then plan again with `allowKeyRefresh: false`.
+    case refreshKeys([Int])
 }
 
 public struct ForwardPlan: Sendable {
@@ -33,21 +37,28 @@ public struct ForwardPlan: Sendable {
 public struct RequestPlanner: Sendable {
     public let config: GatewayConfig
     public let routes: RouteTable
-    public let verifier: TokenVerifier
+    public let keys: KeyRegistry
     public let extractor: TokenExtractor
     private let identityHeaderNames: [String]
 
-    public init(config: GatewayConfig) {
+    public init(config: GatewayConfig, keys: KeyRegistry) {
         self.config = config
         self.routes = RouteTable(config.routes)
-        self.verifier = TokenVerifier(providers: config.providers)
+        self.keys = keys
         self.extractor = TokenExtractor(source: config.token)
         self.identityHeaderNames = config.identityHeaders.map(\.header)
     }
 
+    /// A planner with the configuration's keys only (remote sets are never fetched).
+    public init(config: GatewayConfig) {
+        self.init(config: config, keys: KeyRegistry(providers: config.providers, fetcher: nil, logger: .init(label: "authgate")))
+    }
+
     /// Decides what to do with a request: validate framing, normalise, route, authenticate,
     /// authorise, rewrite. Pure: the clock and the client address are parameters.
-    public func plan(_ head: HTTPRequestHead, clientAddress: String?, now: Double) -> RequestPlan {
+    public func plan(
+        _ head: HTTPRequestHead, clientAddress: String?, now: Double, allowKeyRefresh: Bool = true
+    ) -> RequestPlan {
         // 1. Framing and Host (RFC 9112 §6.3, §3.2): ambiguity here is how requests get smuggled.
         let framing: BodyFraming
         switch Self.framing(of: head.headers) {
@@ -102,11 +113,12 @@ public struct RequestPlanner: Sendable {
         var identity: [(name: String, value: String)] = []
         var subject: String?
         if route.auth == .required {
-            switch self.authenticate(head.headers, route: route, now: now) {
+            switch self.authenticate(head.headers, route: route, now: now, allowKeyRefresh: allowKeyRefresh) {
             case .success(let verified):
                 identity = verified.identity
                 subject = verified.subject
             case .failure(let failure):
+                if let providers = failure.refresh { return .refreshKeys(providers) }
                 var response = failure.response
                 response.close = response.close || bodyExpected
                 return .respond(response, reason: failure.reason)
@@ -129,10 +141,12 @@ public struct RequestPlanner: Sendable {
     private struct Denial: Error {
         var response: LocalResponse
         var reason: String
+        /// Not a denial yet: refresh these providers' remote keys and try again.
+        var refresh: [Int]? = nil
     }
 
     private func authenticate(
-        _ headers: HTTPHeaders, route: Route, now: Double
+        _ headers: HTTPHeaders, route: Route, now: Double, allowKeyRefresh: Bool
     ) -> Result<(identity: [(name: String, value: String)], subject: String?), Denial> {
         let extraction = self.extractor.extract(
             headerValues: headers[self.config.token.header], cookieHeaders: headers["cookie"])
@@ -149,9 +163,14 @@ public struct RequestPlanner: Sendable {
             }
         }
         let verified: VerifiedToken
-        switch self.verifier.verify(token, providerIndices: route.providerIndices, now: now) {
+        var candidates: [Int] = []
+        switch self.keys.verifier.verify(token, providerIndices: route.providerIndices, now: now, candidates: &candidates) {
         case .success(let value): verified = value
-        case .failure(let failure): return .failure(Denial(response: .auth(failure), reason: failure.code))
+        case .failure(let failure):
+            if allowKeyRefresh, failure == .unknownKey || failure == .keysUnavailable, self.keys.hasRemote(candidates) {
+                return .failure(Denial(response: .auth(failure), reason: failure.code, refresh: candidates))
+            }
+            return .failure(Denial(response: .auth(failure), reason: failure.code))
         }
         guard ClaimPolicy.allows(verified.claims, requirements: route.requireClaims) else {
             return .failure(Denial(response: .auth(.insufficientScope), reason: AuthFailure.insufficientScope.code))

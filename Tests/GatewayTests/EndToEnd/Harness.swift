@@ -713,7 +713,7 @@ func withGateway(
     let env: GatewayEnv
     do {
         let gatewayConfig = try ConfigJSON.load(config(upstreams))
-        let server = GatewayServer(config: gatewayConfig, group: MultiThreadedEventLoopGroup.singleton, logger: e2eLogger)
+        let server = try GatewayServer(config: gatewayConfig, group: MultiThreadedEventLoopGroup.singleton, logger: e2eLogger)
         let address = try await server.start(listen: ListenAddress(host: "127.0.0.1", port: 0))
         guard let port = address.port else { throw E2EFailure("gateway has no port") }
         env = GatewayEnv(server: server, port: port, upstreams: upstreams)

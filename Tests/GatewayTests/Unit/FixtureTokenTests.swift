@@ -74,16 +74,70 @@ struct FixtureTokenTests {
         }
     }
 
-    @Test("The JWKS loads usable keys and skips the enc key and the unknown kty with reasons")
+    @Test("The JWKS loads usable keys and skips enc keys, encrypt-only key_ops and unknown kty, with reasons")
     func jwksSkips() throws {
         let root = try #require(Self.document.objectValue)
         let jwksDocument = try #require(root["jwks"])
         let set = try JWK.parseSet(Array(jwksDocument.compactText.utf8), source: "jwks")
-        #expect(set.keys.map(\.kid) == ["rs256-jwk", "es256-jwk", "ed-jwk"])
+        #expect(set.keys.map(\.kid) == ["rs256-jwk", "es256-jwk", "ed-jwk", "es384-jwk", "oct-jwk"])
         #expect(set.keys[0].algorithms == [.rs256])  // a JWK's alg pins it
-        #expect(set.skipped.count == 2)
-        #expect(set.skipped.contains { $0.contains("enc-1") && $0.contains("enc") })
+        #expect(set.keys[1].algorithms == [.es256])  // without alg: the algorithms of its curve
+        #expect(set.keys[4].algorithms == [.hs256])  // a 32-byte oct key: too short for HS384/512
+        #expect(set.skipped.count == 3)
+        #expect(set.skipped.contains { $0.contains("enc-1") && $0.contains("use is") })
         #expect(set.skipped.contains { $0.contains("weird") && $0.contains("unsupported kty") })
+        #expect(set.skipped.contains { $0.contains("ops-enc") && $0.contains("key_ops") })
+    }
+
+    @Test("Keys under 2048 bits are refused at load time")
+    func weakKeys() throws {
+        let weak = try #require(Self.document.objectValue?["weak_keys"]?.arrayValue)
+        #expect(!weak.isEmpty)
+        for entry in weak {
+            let pem = try #require(entry.objectValue?["public_key_pem"]?.stringValue)
+            #expect(throws: KeyError.self) { try VerificationKey.publicKey(kid: "weak", algorithm: .rs256, pem: pem, source: "t") }
+        }
+    }
+
+    struct Vector: CustomTestStringConvertible, Sendable {
+        let name: String
+        let entry: JSONObject
+        var testDescription: String { self.name }
+    }
+
+    static let vectors: [Vector] = ["rfc7515", "rfc8037", "rfc7520"].flatMap { group in
+        (document.objectValue?[group]?.objectValue?.members ?? []).compactMap { member in
+            member.value.objectValue.map { Vector(name: "\(group) \(member.name)", entry: $0) }
+        }
+    }
+
+    @Test("RFC 7515 A.1–A.4, RFC 8037 A.4 and RFC 7520 §4 signatures verify; a flipped bit does not", arguments: vectors)
+    func rfcSignature(_ vector: Vector) throws {
+        let jwk = try #require(vector.entry["jwk"]?.objectValue)
+        let algName = try #require(vector.entry["alg"]?.stringValue)
+        let algorithm = try #require(JWSAlgorithm(rawValue: algName))
+        let key = try #require(try JWK.parseKey(jwk, source: vector.name))
+        #expect(key.accepts(algorithm))
+        let compact = try #require(vector.entry["compact"]?.stringValue)
+        let dot = try #require(compact.lastIndex(of: "."))
+        let signingInput = Array(compact.utf8[..<dot.samePosition(in: compact.utf8)!])
+        var signature = try #require(Base64URL.decode(compact[compact.index(after: dot)...]))
+        let valid = signingInput.withUnsafeBytes {
+            SignatureVerifier.isValid(signature: signature, signingInput: $0, algorithm: algorithm, key: key.material)
+        }
+        #expect(valid)
+        signature[signature.count / 2] ^= 0x01
+        let tampered = signingInput.withUnsafeBytes {
+            SignatureVerifier.isValid(signature: signature, signingInput: $0, algorithm: algorithm, key: key.material)
+        }
+        #expect(!tampered)
+        // Examples with a JSON payload and exp also pass the full verifier before their exp.
+        if vector.entry["payload_is_json"] == .bool(true), vector.entry["has_exp"] == .bool(true) {
+            let at = try #require(vector.entry["verify_at"]?.doubleValue)
+            let bound = VerificationKey(kid: nil, algorithms: [algorithm], material: key.material, source: vector.name)
+            let verifier = TokenVerifier(providers: [Provider(name: "rfc", issuer: nil, audiences: [], clockSkewSeconds: 0, keys: [bound])])
+            #expect((try? verifier.verify(compact, now: at).get()) != nil)
+        }
     }
 
     @Test("RFC 7515 A.1 (HS256) and A.2 (RS256) examples verify at a time before their exp")

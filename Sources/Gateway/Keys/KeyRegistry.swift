@@ -1,0 +1,81 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The keys of every provider, published as immutable `TokenVerifier` snapshots.
+///
+/// Requests read the current snapshot (one short lock); remote key sets replace it when they
+/// refresh. Fetching never happens on a request's behalf except through `refresh(_:)`, which
+/// coalesces and rate-limits, so a flood of unknown `kid`s costs at most one fetch per provider
+/// per `jwks_min_refresh_seconds`.
+public final class KeyRegistry: Sendable {
+    private let snapshot: NIOLockedValueBox<TokenVerifier>
+    private let staticKeys: [[VerificationKey]]
+    private let remotes: [Int: RemoteKeySet]
+
+    /// - Parameter fetcher: needed when any provider has a remote source.
+    public init(providers: [Provider], fetcher: HTTPFetcher?, logger: Logger) {
+        self.snapshot = NIOLockedValueBox(TokenVerifier(providers: providers))
+        self.staticKeys = providers.map(\.keys)
+        var remotes: [Int: RemoteKeySet] = [:]
+        if let fetcher {
+            for (index, provider) in providers.enumerated() {
+                guard let source = provider.remote else { continue }
+                remotes[index] = RemoteKeySet(
+                    providerName: provider.name, source: source, fetcher: fetcher,
+                    logger: logger)
+            }
+        }
+        self.remotes = remotes
+        for (index, remote) in remotes {
+            remote.onUpdate = { [weak self] keys in self?.publish(providerIndex: index, remoteKeys: keys) }
+        }
+    }
+
+    /// The verifier for the keys as they are now.
+    public var verifier: TokenVerifier { self.snapshot.withLockedValue { $0 } }
+
+    /// Whether any of `providerIndices` fetches keys remotely (so a refresh might help).
+    public func hasRemote(_ providerIndices: [Int]) -> Bool {
+        providerIndices.contains { self.remotes[$0] != nil }
+    }
+
+    /// Fetches every remote set once (bounded by each set's timeout) and starts the periodic
+    /// refreshes. A set that fails to load is retried with backoff; its provider answers 503.
+    public func start() async {
+        await withTaskGroup(of: Void.self) { group in
+            for remote in self.remotes.values {
+                group.addTask { _ = try? await remote.refresh(.scheduled).get() }
+            }
+        }
+    }
+
+    /// Refreshes the remote sets of `providerIndices` because a token named an unknown key.
+    /// The future completes when the refresh is done, or at once when it is rate-limited.
+    public func refresh(_ providerIndices: [Int]) -> EventLoopFuture<Void>? {
+        let futures = providerIndices.compactMap { self.remotes[$0]?.refresh(.unknownKey) }
+        guard let first = futures.first else { return nil }
+        return EventLoopFuture.whenAllComplete(futures, on: first.eventLoop).map { _ in () }
+    }
+
+    /// Stops periodic refreshes.
+    public func stop() {
+        for remote in self.remotes.values { remote.stop() }
+    }
+
+    /// Counters per remote provider, for tests and operators.
+    public func remoteStats() -> [String: RemoteKeySet.Stats] {
+        var result: [String: RemoteKeySet.Stats] = [:]
+        for remote in self.remotes.values { result[remote.providerName] = remote.stats }
+        return result
+    }
+
+    private func publish(providerIndex: Int, remoteKeys: [VerificationKey]) {
+        self.snapshot.withLockedValue { verifier in
+            var providers = verifier.providers
+            providers[providerIndex].keys = self.staticKeys[providerIndex] + remoteKeys
+            providers[providerIndex].remoteLoaded = true
+            verifier = TokenVerifier(providers: providers)
+        }
+    }
+}
