@@ -180,7 +180,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     }
 
     /// Plans a request and starts answering or forwarding it.
-    private func dispatch(_ head: HTTPRequestHead, allowKeyRefresh: Bool, context: ChannelHandlerContext) {
+    /// - Parameter requestEnded: the request's end was already received (a request replayed
+    ///   after a key refresh); a local answer then completes the exchange at once, because the
+    ///   pipelining handler may deliver the next request as soon as the answer is written.
+    private func dispatch(
+        _ head: HTTPRequestHead, allowKeyRefresh: Bool, requestEnded: Bool = false, context: ChannelHandlerContext
+    ) {
         let keepAlive = head.isKeepAlive
         let plan = self.settings.planner.plan(
             head, clientAddress: self.clientAddress, now: WallClock.now(), allowKeyRefresh: allowKeyRefresh)
@@ -189,8 +194,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             self.settings.logger.debug(
                 "answered locally",
                 metadata: ["status": "\(response.status.code)", "reason": "\(reason)", "method": "\(head.method)"])
-            self.state = .answered
+            self.state = requestEnded ? .idle : .answered
             self.answer(response, version: head.version, keepAlive: keepAlive, context: context)
+            if requestEnded, case .idle = self.state { self.startIdleTimer() }
         case .forward(let plan):
             let exchange = Exchange(
                 plan: plan, requestVersion: head.version, requestKeepAlive: keepAlive && !plan.closeConnection)
@@ -209,17 +215,21 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
                     return
                 }
                 self.state = .idle
-                self.dispatch(pending.head, allowKeyRefresh: false, context: context)
+                defer {
+                    if self.pendingRead {
+                        self.pendingRead = false
+                        context.read()
+                    }
+                }
+                let ended = pending.parts.contains { if case .end = $0 { true } else { false } }
+                self.dispatch(pending.head, allowKeyRefresh: false, requestEnded: ended, context: context)
+                guard case .proxying = self.state else { return }  // answered locally: parts are moot
                 for part in pending.parts {
                     switch part {
                     case .head: break
                     case .body(let buffer): self.receivedBody(buffer, context: context)
                     case .end(let trailers): self.receivedEnd(trailers, context: context)
                     }
-                }
-                if self.pendingRead {
-                    self.pendingRead = false
-                    context.read()
                 }
             }
         }

@@ -1,0 +1,233 @@
+import Crypto
+import Foundation
+import NIOCore
+import Testing
+
+@testable import Gateway
+
+/// Remote key sets against a key server on loopback that rotates, fails, hangs and lies.
+@Suite("Remote key sets (jwks_url, discovery)")
+struct RemoteKeysTests {
+    static let issuer = "https://idp.test"
+    let keyA = P256.Signing.PrivateKey()
+    let keyB = P256.Signing.PrivateKey()
+
+    func token(_ key: P256.Signing.PrivateKey, kid: String, iss: String = Self.issuer) throws -> String {
+        let now = Int(WallClock.now())
+        return try TokenSigner(algorithm: .es256, key: .p256(key), kid: kid).sign(
+            claims: JSONObject([("iss", .string(iss)), ("sub", .string("user-\(kid)")), ("exp", .number(String(now + 300)))]))
+    }
+
+    static func config(_ upstream: TestUpstream, provider: String) -> String {
+        """
+        {"providers": [{"name": "idp", "issuer": "\(issuer)", \(provider)}],
+         "routes": [{"path_prefix": "/", "upstream": "\(upstream.url)"}]}
+        """
+    }
+
+    func get(_ env: GatewayEnv, _ token: String) async throws -> HTTPResponse {
+        try await env.send(httpRequest("GET", "/x", headers: [bearer(token)]), timeout: .seconds(5))
+    }
+
+    @Test("A rotated-in key is accepted after one refresh; a removed key stops working")
+    func rotation() async throws {
+        let jwks = try await JWKSServer.start()
+        jwks.set { $0.jwks = JWKSServer.jwks([(self.keyA, "a")]) }
+        try await withGateway(config: {
+            Self.config($0[0], provider: #""jwks_url": "\#(jwks.baseURL)/jwks", "jwks_min_refresh_seconds": 0"#)
+        }) { (env: GatewayEnv) async throws in
+            #expect(jwks.requests("/jwks") == 1)  // fetched before listening
+            #expect(try await self.get(env, try self.token(self.keyA, kid: "a")).status == 200)
+
+            jwks.set { $0.jwks = JWKSServer.jwks([(self.keyA, "a"), (self.keyB, "b")]) }
+            let rotated = try await self.get(env, try self.token(self.keyB, kid: "b"))
+            #expect(rotated.status == 200, "\(rotated)")
+            #expect(try rotated.echo().values("x-auth-subject") == ["user-b"])
+            #expect(jwks.requests("/jwks") == 2)
+
+            jwks.set { $0.jwks = JWKSServer.jwks([(self.keyB, "b")]) }
+            // Any unknown kid triggers the refresh that drops a.
+            #expect(try await self.get(env, try self.token(self.keyB, kid: "zz")).status == 401)
+            let removed = try await self.get(env, try self.token(self.keyA, kid: "a"))
+            #expect(removed.status == 401)
+            #expect(removed.header("www-authenticate")?.contains("no key matches the token") == true)
+            #expect(try await self.get(env, try self.token(self.keyB, kid: "b")).status == 200)
+        }
+        await jwks.stop()
+    }
+
+    @Test("1,000 tokens with unknown kids cause at most one fetch per interval")
+    func unknownKidBurst() async throws {
+        let jwks = try await JWKSServer.start()
+        jwks.set { $0.jwks = JWKSServer.jwks([(self.keyA, "a")]) }
+        try await withGateway(config: {
+            Self.config($0[0], provider: #""jwks_url": "\#(jwks.baseURL)/jwks", "jwks_min_refresh_seconds": 60"#)
+        }) { (env: GatewayEnv) async throws in
+            let before = jwks.requests("/jwks")
+            let token = try self.token(self.keyB, kid: "unknown")
+            let request = httpRequest("GET", "/x", headers: [bearer(token)])
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<10 {
+                    group.addTask {
+                        let client = try await env.connect()
+                        var unauthorized = 0
+                        for _ in 0..<10 {
+                            try await client.send(String(repeating: request, count: 10))  // pipelined
+                            for _ in 0..<10 where try await client.readResponse().status == 401 { unauthorized += 1 }
+                        }
+                        return unauthorized
+                    }
+                }
+                var total = 0
+                for try await count in group { total += count }
+                #expect(total == 1000)
+            }
+            #expect(jwks.requests("/jwks") - before <= 1)
+            #expect(try await self.get(env, try self.token(self.keyA, kid: "a")).status == 200)
+        }
+        await jwks.stop()
+    }
+
+    @Test("An outage (errors, hangs, garbage) keeps the last good keys")
+    func outageKeepsLastGoodKeys() async throws {
+        let jwks = try await JWKSServer.start()
+        jwks.set { $0.jwks = JWKSServer.jwks([(self.keyA, "a")]) }
+        try await withGateway(config: {
+            Self.config($0[0], provider: #""jwks_url": "\#(jwks.baseURL)/jwks", "jwks_min_refresh_seconds": 0, "jwks_timeout_seconds": 0.3"#)
+        }) { (env: GatewayEnv) async throws in
+            for mode in [JWKSServer.Mode.status(500), .garbage, .hang, .status(404)] {
+                jwks.set { $0.mode = mode }
+                let before = jwks.requests("/jwks")
+                #expect(try await self.get(env, try self.token(self.keyB, kid: "new")).status == 401)
+                #expect(jwks.requests("/jwks") == before + 1, "\(mode)")
+                let old = try await self.get(env, try self.token(self.keyA, kid: "a"))
+                #expect(old.status == 200, "\(mode): \(old)")
+            }
+            let stats = try #require(env.server.keys.remoteStats()["idp"])
+            #expect(stats.failures == 4)
+            #expect(stats.keys == 1)
+        }
+        await jwks.stop()
+    }
+
+    @Test("A provider whose keys never loaded answers 503 with Retry-After, then recovers")
+    func neverLoaded() async throws {
+        let jwks = try await JWKSServer.start()
+        jwks.set { $0.mode = .status(503) }
+        try await withGateway(config: {
+            Self.config($0[0], provider: #""jwks_url": "\#(jwks.baseURL)/jwks", "jwks_min_refresh_seconds": 0"#)
+        }) { (env: GatewayEnv) async throws in
+            let unavailable = try await self.get(env, try self.token(self.keyA, kid: "a"))
+            #expect(unavailable.status == 503, "\(unavailable)")
+            #expect(unavailable.header("retry-after") == "5")
+            #expect(env.upstreams[0].stats.read { $0.heads } == 0)
+            jwks.set {
+                $0.mode = .serve
+                $0.jwks = JWKSServer.jwks([(self.keyA, "a")])
+            }
+            #expect(try await self.get(env, try self.token(self.keyA, kid: "a")).status == 200)
+        }
+        await jwks.stop()
+    }
+
+    @Test("Discovery: jwks_uri from a document whose issuer matches; a wrong issuer is refused")
+    func discovery() async throws {
+        let jwks = try await JWKSServer.start()
+        jwks.set {
+            $0.jwks = JWKSServer.jwks([(self.keyA, "a")])
+            $0.discovery = #"{"issuer": "\#(Self.issuer)", "jwks_uri": "\#(jwks.baseURL)/keys"}"#
+        }
+        try await withGateway(config: {
+            Self.config($0[0], provider: #""discovery_url": "\#(jwks.baseURL)/discovery""#)
+        }) { (env: GatewayEnv) async throws in
+            #expect(try await self.get(env, try self.token(self.keyA, kid: "a")).status == 200)
+            #expect(jwks.requests("/discovery") == 1)
+            #expect(jwks.requests("/keys") == 1)
+        }
+
+        jwks.set { $0.discovery = #"{"issuer": "https://evil.test", "jwks_uri": "\#(jwks.baseURL)/keys"}"# }
+        try await withGateway(config: {
+            Self.config($0[0], provider: #""discovery_url": "\#(jwks.baseURL)/discovery", "jwks_min_refresh_seconds": 60"#)
+        }) { (env: GatewayEnv) async throws in
+            #expect(try await self.get(env, try self.token(self.keyA, kid: "a")).status == 503)
+            let stats = try #require(env.server.keys.remoteStats()["idp"])
+            #expect(stats.lastError?.contains("https://evil.test") == true)
+            #expect(jwks.requests("/keys") == 1)  // only the first gateway's fetch
+        }
+        await jwks.stop()
+    }
+
+    @Test("Cache-Control max-age shortens the refresh period")
+    func maxAge() async throws {
+        let jwks = try await JWKSServer.start()
+        jwks.set {
+            $0.jwks = JWKSServer.jwks([(self.keyA, "a")])
+            $0.cacheControl = "public, max-age=0.4"
+        }
+        try await withGateway(config: {
+            Self.config($0[0], provider: #""jwks_url": "\#(jwks.baseURL)/jwks", "jwks_min_refresh_seconds": 0.3"#)
+        }) { (_: GatewayEnv) async throws in
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(jwks.requests("/jwks") >= 3)
+            #expect(jwks.requests("/jwks") <= 6)
+        }
+        await jwks.stop()
+    }
+}
+
+@Suite("Refresh schedule decisions")
+struct RefreshScheduleTests {
+    var schedule = RefreshSchedule(source: {
+        var source = RemoteKeySource(location: .jwks(FetchURL.parse("http://idp/jwks")!))
+        source.refreshSeconds = 300
+        source.minimumRefreshSeconds = 5
+        return source
+    }())
+
+    @Test("Concurrent requests join the running fetch; unknown kids are rate-limited")
+    mutating func coalesceAndRateLimit() {
+        #expect(self.schedule.request(.scheduled, now: 100) == .fetch)
+        #expect(self.schedule.request(.unknownKey, now: 100.1) == .join)
+        #expect(self.schedule.finished(success: true, maxAge: nil) == 300)
+        #expect(self.schedule.request(.unknownKey, now: 104) == .skip)
+        #expect(self.schedule.request(.unknownKey, now: 105) == .fetch)
+    }
+
+    @Test("Failures back off exponentially up to the refresh period; success resets")
+    mutating func backoff() {
+        var delays: [Double] = []
+        for _ in 0..<12 {
+            _ = self.schedule.request(.scheduled, now: 0)
+            delays.append(self.schedule.finished(success: false, maxAge: nil))
+        }
+        #expect(Array(delays.prefix(5)) == [1, 2, 4, 8, 16])
+        #expect(delays.last == 300)
+        _ = self.schedule.request(.scheduled, now: 0)
+        #expect(self.schedule.finished(success: true, maxAge: 60) == 60)
+        #expect(self.schedule.consecutiveFailures == 0)
+    }
+
+    @Test("max-age parsing: smallest wins, no-store means now, garbage ignored; clamped to the minimum")
+    mutating func maxAgeParsing() {
+        #expect(RefreshSchedule.maxAge(cacheControl: ["public, max-age=120"]) == 120)
+        #expect(RefreshSchedule.maxAge(cacheControl: ["max-age=120", "max-age=60"]) == 60)
+        #expect(RefreshSchedule.maxAge(cacheControl: ["no-store"]) == 0)
+        #expect(RefreshSchedule.maxAge(cacheControl: ["max-age=soon"]) == nil)
+        #expect(RefreshSchedule.maxAge(cacheControl: []) == nil)
+        _ = self.schedule.request(.scheduled, now: 0)
+        #expect(self.schedule.finished(success: true, maxAge: 0) == 5)
+    }
+
+    @Test("Key set URLs: http and https, ports, paths and queries; nothing else")
+    func urls() {
+        #expect(FetchURL.parse("https://idp.example.com/.well-known/jwks.json")
+            == FetchURL(tls: true, host: "idp.example.com", port: 443, target: "/.well-known/jwks.json"))
+        #expect(FetchURL.parse("http://127.0.0.1:8080") == FetchURL(tls: false, host: "127.0.0.1", port: 8080, target: "/"))
+        #expect(FetchURL.parse("http://[::1]:81/k?x=1")?.target == "/k?x=1")
+        #expect(FetchURL.parse("https://idp/realms/x")?.appendingPath("/.well-known/openid-configuration").target
+            == "/realms/x/.well-known/openid-configuration")
+        for bad in ["ftp://x", "https://", "https://user@x/", "x/jwks", "http://x:99999/"] {
+            #expect(FetchURL.parse(bad) == nil, "\(bad)")
+        }
+    }
+}
