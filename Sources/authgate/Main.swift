@@ -14,7 +14,7 @@ struct Authgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "authgate",
         abstract: "A JWT-verifying reverse proxy: authenticates requests before they reach your services.",
-        subcommands: [Serve.self, Check.self, Token.self, Demo.self]
+        subcommands: [Serve.self, Check.self, Token.self, Demo.self, Keys.self, Explain.self]
     )
 }
 

@@ -144,14 +144,13 @@ extension VerificationKey {
         return "unreadable key"
     }
 
-    /// A short, non-secret fingerprint for logs: SHA-256 over the public key (or, for HMAC, over
-    /// the secret with a domain prefix), first 8 bytes in hex. It identifies without revealing.
+    /// A short fingerprint for operators: SHA-256 over the public key, first 8 bytes in hex.
+    /// HMAC secrets get none: even a truncated hash would let a weak secret be guessed offline.
     public var fingerprint: String {
         var hasher = SHA256()
         switch self.material {
         case .hmac(let key):
-            hasher.update(data: Array("authgate-hmac-fingerprint:".utf8))
-            key.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+            return "secret (\(key.bitCount / 8) bytes)"
         case .rsa(let key): hasher.update(data: key.derRepresentation)
         case .p256(let key): hasher.update(data: key.derRepresentation)
         case .p384(let key): hasher.update(data: key.derRepresentation)

@@ -200,3 +200,53 @@ struct CommandLineTests {
         throw CocoaError(.fileReadUnknown)
     }
 }
+
+@Suite("Command line: keys and explain")
+struct KeysAndExplainCommandTests {
+    @Test("keys lists configured and remote keys; an unreachable set is an error")
+    func keys() async throws {
+        let server = try await JWKSServer.start()
+        let key = P256.Signing.PrivateKey()
+        server.set { $0.jwks = JWKSServer.jwks([(key, "remote-1")]) }
+        let dir = try CommandLineTests.scratch([
+            "good.json": CommandLineTests.config(extraKeys: "").replacingOccurrences(
+                of: #""keys": ["#, with: #""jwks_url": "\#(server.baseURL)/jwks", "keys": ["#),
+            "down.json": CommandLineTests.config().replacingOccurrences(
+                of: #""keys": ["#, with: #""jwks_url": "http://127.0.0.1:1/jwks", "jwks_timeout_seconds": 1, "keys": ["#),
+        ])
+        let env = ["CLI_SECRET": CommandLineTests.secret]
+        let good = try CommandLineTests.run("authgate", ["keys", "--config", dir.appendingPathComponent("good.json").path], environment: env)
+        #expect(good.status == 0, "\(good.stderr)")
+        #expect(good.stdout.contains("hs-1"))
+        #expect(good.stdout.contains("remote-1"))
+        #expect(good.stdout.contains("ES256"))
+        #expect(good.stdout.contains("\(server.baseURL)/jwks"))
+        #expect(!good.stdout.contains(CommandLineTests.secret))
+        let down = try CommandLineTests.run("authgate", ["keys", "--config", dir.appendingPathComponent("down.json").path], environment: env)
+        #expect(down.status == 1)
+        #expect(down.stderr.contains("remote key set not loaded"))
+        await server.stop()
+    }
+
+    @Test("explain shows the route, key and each claim check, and the gateway's own verdict")
+    func explain() throws {
+        let dir = try CommandLineTests.scratch(["gateway.json": CommandLineTests.config()])
+        let path = dir.appendingPathComponent("gateway.json").path
+        let env = ["CLI_SECRET": CommandLineTests.secret]
+        let now = Int(WallClock.now())
+        func token(exp: Int) throws -> String {
+            try TestSupport.hsToken(
+                JSONObject([("iss", .string("https://issuer.test")), ("aud", .string("orders")), ("sub", .string("dan")), ("exp", .number(String(exp)))]),
+                secret: CommandLineTests.secret)
+        }
+        let good = try CommandLineTests.run("authgate", ["explain", "--config", path, "--path", "/a/../b", try token(exp: now + 60)], environment: env)
+        #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
+        #expect(good.stdout.contains("route: /b → routes[0]"))
+        #expect(good.stdout.contains(#"[ok] key "hs-1" [HS256] from providers[0].keys[0]: signature valid"#))
+        #expect(good.stdout.contains("verdict: forwarded to http://127.0.0.1:9/b with X-Auth-Subject: dan"))
+        let expired = try CommandLineTests.run("authgate", ["explain", "--config", path, try token(exp: now - 600)], environment: env)
+        #expect(expired.status == 1)
+        #expect(expired.stdout.contains("[FAIL] exp: 60"))  // "600s ago" or "601s ago"
+        #expect(expired.stdout.contains("verdict: 401 Unauthorized (expired)"))
+    }
+}
