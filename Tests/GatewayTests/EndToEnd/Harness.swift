@@ -234,7 +234,7 @@ enum ConfigJSON {
         let loader = ConfigLoader(
             environment: environment, baseDirectory: "/e2e",
             readFile: { path in
-                guard path.hasSuffix("rs-1.pub.pem") else { throw E2EFailure("no such test file: \(path)") }
+                guard path.hasSuffix("rs-1.pub.pem") else { return try FileReader.read(path) }  // real files
                 return Array(pem.utf8)
             })
         return try loader.load(Array(json.utf8))

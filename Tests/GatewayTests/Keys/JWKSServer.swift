@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 @testable import Gateway
 
@@ -29,17 +30,20 @@ final class JWKSServer: Sendable {
 
     var port: Int { self.channel.localAddress?.port ?? 0 }
     var baseURL: String { "http://127.0.0.1:\(self.port)" }
+    var tlsBaseURL: String { "https://127.0.0.1:\(self.port)" }
 
     private init(channel: any Channel) {
         self.channel = channel
     }
 
-    static func start() async throws -> JWKSServer {
+    /// - Parameter tls: serve https with this context.
+    static func start(tls: NIOSSLContext? = nil) async throws -> JWKSServer {
         let state = NIOLockedValueBox<JWKSServer?>(nil)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(JWKSHandler(server: { state.withLockedValue { $0 } }))
                 }

@@ -1,4 +1,6 @@
 import Crypto
+import SwiftASN1
+import _CryptoExtras
 import Foundation
 import NIOCore
 import Testing
@@ -229,5 +231,97 @@ struct RefreshScheduleTests {
         for bad in ["ftp://x", "https://", "https://user@x/", "x/jwks", "http://x:99999/"] {
             #expect(FetchURL.parse(bad) == nil, "\(bad)")
         }
+    }
+}
+
+@Suite("Remote key sets over https, and discovery for every algorithm")
+struct RemoteKeysTLSAndAlgorithmsTests {
+    @Test("https key sets are verified: trusted through jwks_ca_file, refused without it")
+    func httpsWithCAFile() async throws {
+        let ca = try TestCertificateAuthority()
+        let server = try await JWKSServer.start(tls: try ca.serverContext())
+        let key = P256.Signing.PrivateKey()
+        server.set { $0.jwks = JWKSServer.jwks([(key, "tls-key")]) }
+        let caPath = FileManager.default.temporaryDirectory.appendingPathComponent("authgate-ca-\(UUID().uuidString).pem").path
+        try ca.caPEM.write(toFile: caPath, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: caPath) }
+        let token = try TokenSigner(algorithm: .es256, key: .p256(key), kid: "tls-key").sign(
+            claims: JSONObject([("iss", .string(RemoteKeysTests.issuer)), ("sub", .string("t")), ("exp", .number(String(Int(WallClock.now()) + 60)))]))
+
+        try await withGateway(config: {
+            RemoteKeysTests.config($0[0], provider: #""jwks_url": "\#(server.tlsBaseURL)/jwks", "jwks_ca_file": "\#(caPath)""#)
+        }) { (env: GatewayEnv) async throws in
+            let response = try await env.send(httpRequest("GET", "/x", headers: [bearer(token)]))
+            #expect(response.status == 200, "\(response)")
+        }
+        // The system trust store does not know the test CA: the set never loads.
+        try await withGateway(config: {
+            RemoteKeysTests.config($0[0], provider: #""jwks_url": "\#(server.tlsBaseURL)/jwks", "jwks_min_refresh_seconds": 60"#)
+        }) { (env: GatewayEnv) async throws in
+            let response = try await env.send(httpRequest("GET", "/x", headers: [bearer(token)]))
+            #expect(response.status == 503, "\(response)")
+            #expect(env.server.keys.remoteStats()["idp"]?.lastError != nil)
+        }
+        await server.stop()
+    }
+
+    @Test("Configured only with an issuer URL and discovery: true, tokens of every algorithm verify")
+    func discoveryEveryAlgorithm() async throws {
+        let server = try await JWKSServer.start()
+        let issuer = server.baseURL
+        let rsa = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let p256 = P256.Signing.PrivateKey(), p384 = P384.Signing.PrivateKey(), p521 = P521.Signing.PrivateKey()
+        let ed = Curve25519.Signing.PrivateKey()
+        let secret = [UInt8](repeating: 0x5A, count: 64)
+        func ec(_ raw: Data, _ crv: String, _ kid: String) -> String {
+            let half = raw.count / 2
+            return #"{"kty":"EC","crv":"\#(crv)","kid":"\#(kid)","x":"\#(Base64URL.encode(raw.prefix(half)))","y":"\#(Base64URL.encode(raw.suffix(half)))"}"#
+        }
+        let rsaJWK = try Self.rsaJWK(rsa, kid: "rsa")
+        let jwks = #"{"keys":[\#(rsaJWK),\#(ec(p256.publicKey.rawRepresentation, "P-256", "p256")),\#(ec(p384.publicKey.rawRepresentation, "P-384", "p384")),\#(ec(p521.publicKey.rawRepresentation, "P-521", "p521")),{"kty":"OKP","crv":"Ed25519","kid":"ed","x":"\#(Base64URL.encode(ed.publicKey.rawRepresentation))"},{"kty":"oct","kid":"oct","k":"\#(Base64URL.encode(secret))"}]}"#
+        server.set {
+            $0.jwks = jwks
+            $0.discovery = #"{"issuer":"\#(issuer)","jwks_uri":"\#(issuer)/jwks","id_token_signing_alg_values_supported":["RS256"]}"#
+        }
+        let cases: [(JWSAlgorithm, TokenSigner.SigningKey, String)] = [
+            (.rs256, .rsa(rsa), "rsa"), (.rs384, .rsa(rsa), "rsa"), (.rs512, .rsa(rsa), "rsa"), (.ps256, .rsa(rsa), "rsa"),
+            (.ps384, .rsa(rsa), "rsa"), (.ps512, .rsa(rsa), "rsa"), (.es256, .p256(p256), "p256"), (.es384, .p384(p384), "p384"),
+            (.es512, .p521(p521), "p521"), (.edDSA, .ed25519(ed), "ed"), (.hs256, .hmac(SymmetricKey(data: secret)), "oct"),
+            (.hs384, .hmac(SymmetricKey(data: secret)), "oct"), (.hs512, .hmac(SymmetricKey(data: secret)), "oct"),
+        ]
+        try await withGateway(config: { upstreams in
+            """
+            {"providers": [{"name": "idp", "issuer": "\(issuer)", "discovery": true}],
+             "routes": [{"path_prefix": "/", "upstream": "\(upstreams[0].url)"}]}
+            """
+        }) { (env: GatewayEnv) async throws in
+            #expect(server.requests("/.well-known/openid-configuration") == 1)
+            for (algorithm, key, kid) in cases {
+                let token = try TokenSigner(algorithm: algorithm, key: key, kid: kid).sign(
+                    claims: JSONObject([("iss", .string(issuer)), ("sub", .string(algorithm.rawValue)), ("exp", .number(String(Int(WallClock.now()) + 60)))]))
+                let response = try await env.send(httpRequest("GET", "/x", headers: [bearer(token)]))
+                #expect(response.status == 200, "\(algorithm): \(response)")
+                #expect(try response.echo().values("x-auth-subject") == [algorithm.rawValue])
+            }
+        }
+        await server.stop()
+    }
+
+    /// An RSA public JWK (n, e) read from the key's DER SubjectPublicKeyInfo.
+    static func rsaJWK(_ key: _RSA.Signing.PrivateKey, kid: String) throws -> String {
+        // SPKI → RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+        let spki = try DER.parse(Array(key.publicKey.derRepresentation))
+        guard case .constructed(let nodes) = spki.content else { throw KeyError("bad SPKI") }
+        var iterator = nodes.makeIterator()
+        _ = iterator.next()  // AlgorithmIdentifier
+        guard let bitString = iterator.next() else { throw KeyError("bad SPKI") }
+        let bits = try ASN1BitString(derEncoded: bitString)
+        let rsaKey = try DER.parse(Array(bits.bytes))
+        guard case .constructed(let integers) = rsaKey.content else { throw KeyError("bad RSA key") }
+        var ints = integers.makeIterator()
+        guard let n = ints.next(), let e = ints.next(), case .primitive(let nBytes) = n.content, case .primitive(let eBytes) = e.content
+        else { throw KeyError("bad RSA key") }
+        let modulus = Array(nBytes.drop { $0 == 0 })
+        return #"{"kty":"RSA","kid":"\#(kid)","n":"\#(Base64URL.encode(modulus))","e":"\#(Base64URL.encode(Array(eBytes)))"}"#
     }
 }
