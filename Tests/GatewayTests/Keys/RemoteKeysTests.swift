@@ -1,5 +1,6 @@
 import Crypto
 import SwiftASN1
+import X509
 import _CryptoExtras
 import Foundation
 import NIOCore
@@ -323,5 +324,35 @@ struct RemoteKeysTLSAndAlgorithmsTests {
         else { throw KeyError("bad RSA key") }
         let modulus = Array(nBytes.drop { $0 == 0 })
         return #"{"kty":"RSA","kid":"\#(kid)","n":"\#(Base64URL.encode(modulus))","e":"\#(Base64URL.encode(Array(eBytes)))"}"#
+    }
+}
+
+@Suite("Keys from X.509 certificates")
+struct CertificateKeyTests {
+    @Test("An EC or RSA certificate PEM yields its public key; the wrong algorithm family is refused")
+    func certificatePEM() throws {
+        let ca = try TestCertificateAuthority()
+        let pem = try ca.serverCertificate.serializeAsPEM().pemString
+        let key = try VerificationKey.publicKey(kid: "cert", algorithm: .es256, pem: pem, source: "t")
+        let token = try TokenSigner(algorithm: .es256, key: .p256(ca.serverKey), kid: "cert").sign(claims: TestSupport.claims())
+        let verifier = TokenVerifier(providers: [TestSupport.provider(keys: [key])])
+        #expect((try? verifier.verify(token, now: TestSupport.now).get()) != nil)
+        #expect(throws: KeyError.self) { try VerificationKey.publicKey(kid: "cert", algorithm: .rs256, pem: pem, source: "t") }
+        #expect(throws: KeyError.self) { try VerificationKey.publicKey(kid: "cert", algorithm: .es384, pem: pem, source: "t") }
+
+        let rsa = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let name = try DistinguishedName { CommonName("rsa signer") }
+        let rsaCertificate = try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(rsa.publicKey),
+            notValidBefore: Date() - 60, notValidAfter: Date() + 60, issuer: name, subject: name,
+            signatureAlgorithm: .sha256WithRSAEncryption, extensions: Certificate.Extensions(), issuerPrivateKey: .init(rsa))
+        let rsaKey = try VerificationKey.publicKey(
+            kid: "rsa-cert", algorithm: .rs256, pem: try rsaCertificate.serializeAsPEM().pemString, source: "t")
+        let rsaToken = try TokenSigner(algorithm: .rs256, key: .rsa(rsa), kid: "rsa-cert").sign(claims: TestSupport.claims())
+        let rsaVerifier = TokenVerifier(providers: [TestSupport.provider(keys: [rsaKey])])
+        #expect((try? rsaVerifier.verify(rsaToken, now: TestSupport.now).get()) != nil)
+        #expect(throws: KeyError.self) {
+            try VerificationKey.publicKey(kid: "x", algorithm: .rs256, pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----", source: "t")
+        }
     }
 }
