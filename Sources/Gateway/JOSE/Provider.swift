@@ -36,6 +36,8 @@ public struct Provider: Sendable {
 public struct VerifiedToken: Sendable {
     public let claims: JSONObject
     public let providerName: String
+    /// The provider's position in the configuration.
+    public let providerIndex: Int
     public let algorithm: JWSAlgorithm
     public let kid: String?
     /// The `exp` claim, seconds since the epoch.

@@ -130,7 +130,8 @@ public struct TokenVerifier: Sendable {
                 }
                 return Self.checkClaims(claims, provider: provider, now: now).map { expiresAt in
                     VerifiedToken(
-                        claims: claims, providerName: provider.name, algorithm: algorithm, kid: kid,
+                        claims: claims, providerName: provider.name, providerIndex: providerIndex,
+                        algorithm: algorithm, kid: kid,
                         expiresAt: expiresAt)
                 }
             }

@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// The keys of every provider, published as immutable `TokenVerifier` snapshots.
 ///
@@ -10,6 +11,9 @@ import NIOCore
 /// per `jwks_min_refresh_seconds`.
 public final class KeyRegistry: Sendable {
     private let snapshot: NIOLockedValueBox<TokenVerifier>
+    /// Bumped whenever the snapshot changes: verified-token caches compare it to drop entries
+    /// verified with keys that may no longer be trusted.
+    private let generationCounter = Atomic<Int>(0)
     private let staticKeys: [[VerificationKey]]
     private let remotes: [Int: RemoteKeySet]
 
@@ -34,6 +38,9 @@ public final class KeyRegistry: Sendable {
 
     /// The verifier for the keys as they are now.
     public var verifier: TokenVerifier { self.snapshot.withLockedValue { $0 } }
+
+    /// Changes whenever the keys change.
+    public var generation: Int { self.generationCounter.load(ordering: .acquiring) }
 
     /// Whether any of `providerIndices` fetches keys remotely (so a refresh might help).
     public func hasRemote(_ providerIndices: [Int]) -> Bool {
@@ -76,6 +83,7 @@ public final class KeyRegistry: Sendable {
             providers[providerIndex].keys = self.staticKeys[providerIndex] + remoteKeys
             providers[providerIndex].remoteLoaded = true
             verifier = TokenVerifier(providers: providers)
+            self.generationCounter.add(1, ordering: .releasing)
         }
     }
 }

@@ -70,6 +70,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
 
     private let settings: DownstreamSettings
     private let pool: UpstreamConnectionPool
+    private let tokenCache: TokenCache?
     private var state: State = .idle
     private var context: ChannelHandlerContext?
     private var clientAddress: String?
@@ -79,9 +80,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     /// than being rescheduled for every body chunk.
     private var lastClientActivity = NIODeadline.now()
 
-    init(settings: DownstreamSettings, pool: UpstreamConnectionPool) {
+    init(settings: DownstreamSettings, pool: UpstreamConnectionPool, tokenCache: TokenCache?) {
         self.settings = settings
         self.pool = pool
+        self.tokenCache = tokenCache
     }
 
     var downstreamIsWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -188,7 +190,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     ) {
         let keepAlive = head.isKeepAlive
         let plan = self.settings.planner.plan(
-            head, clientAddress: self.clientAddress, now: WallClock.now(), allowKeyRefresh: allowKeyRefresh)
+            head, clientAddress: self.clientAddress, now: WallClock.now(), allowKeyRefresh: allowKeyRefresh,
+            cache: self.tokenCache)
         switch plan {
         case .respond(let response, let reason):
             self.settings.logger.debug(

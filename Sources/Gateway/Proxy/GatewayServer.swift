@@ -64,14 +64,14 @@ public final class GatewayServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let pool = pools.pool(
+                    let (pool, cache) = pools.resources(
                         for: channel.eventLoop, connectTimeout: connectTimeout, idleTimeout: upstreamIdle)
                     let sync = channel.pipeline.syncOperations
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: false,
                         withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits)
-                    try sync.addHandler(DownstreamHandler(settings: settings, pool: pool))
+                    try sync.addHandler(DownstreamHandler(settings: settings, pool: pool, tokenCache: cache))
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -85,6 +85,11 @@ public final class GatewayServer: Sendable {
                 "providers": "\(self.config.providers.count)",
             ])
         return bound
+    }
+
+    /// The verified-token caches' counters, summed over event loops.
+    public func tokenCacheStats() async -> TokenCache.Stats {
+        await self.pools.cacheStats()
     }
 
     /// Stops accepting, lets in-flight requests finish (idle connections close at once), then
@@ -109,26 +114,45 @@ public final class GatewayServer: Sendable {
     }
 }
 
-/// One upstream pool per event loop, created on first use on that loop.
+/// What each event loop owns: its upstream pool and its verified-token cache, created on first
+/// use on that loop and touched only there.
 final class PoolRegistry: Sendable {
-    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<UpstreamConnectionPool>]>([:])
+    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<(UpstreamConnectionPool, TokenCache)>]>([:])
 
-    /// Must be called on `eventLoop`.
-    func pool(for eventLoop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount) -> UpstreamConnectionPool {
+    /// Must be called on `eventLoop` (once per connection, not per request).
+    func resources(
+        for eventLoop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount
+    ) -> (UpstreamConnectionPool, TokenCache) {
         let key = ObjectIdentifier(eventLoop)
         return self.pools.withLockedValue { pools in
             if let existing = pools[key] { return existing.value }
             let pool = UpstreamConnectionPool(eventLoop: eventLoop, connectTimeout: connectTimeout, idleTimeout: idleTimeout)
-            pools[key] = NIOLoopBound(pool, eventLoop: eventLoop)
-            return pool
+            let resources = (pool, TokenCache())
+            pools[key] = NIOLoopBound(resources, eventLoop: eventLoop)
+            return resources
         }
     }
 
     func closeAll() async {
         let all = self.pools.withLockedValue { Array($0.values) }
         for bound in all {
-            try? await bound.eventLoop.submit { bound.value.closeAll() }.get()
+            try? await bound.eventLoop.submit { bound.value.0.closeAll() }.get()
         }
+    }
+
+    /// Token cache statistics summed over every loop.
+    func cacheStats() async -> TokenCache.Stats {
+        let all = self.pools.withLockedValue { Array($0.values) }
+        var total = TokenCache.Stats()
+        for bound in all {
+            if let stats = try? await bound.eventLoop.submit({ bound.value.1.stats }).get() {
+                total.hits += stats.hits
+                total.misses += stats.misses
+                total.entries += stats.entries
+                total.bytes += stats.bytes
+            }
+        }
+        return total
     }
 }
 

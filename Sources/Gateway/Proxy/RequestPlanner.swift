@@ -56,8 +56,10 @@ public struct RequestPlanner: Sendable {
 
     /// Decides what to do with a request: validate framing, normalise, route, authenticate,
     /// authorise, rewrite. Pure: the clock and the client address are parameters.
+    /// - Parameter cache: this event loop's verified-token cache, if any.
     public func plan(
-        _ head: HTTPRequestHead, clientAddress: String?, now: Double, allowKeyRefresh: Bool = true
+        _ head: HTTPRequestHead, clientAddress: String?, now: Double, allowKeyRefresh: Bool = true,
+        cache: TokenCache? = nil
     ) -> RequestPlan {
         // 1. Framing and Host (RFC 9112 §6.3, §3.2): ambiguity here is how requests get smuggled.
         let framing: BodyFraming
@@ -113,7 +115,7 @@ public struct RequestPlanner: Sendable {
         var identity: [(name: String, value: String)] = []
         var subject: String?
         if route.auth == .required {
-            switch self.authenticate(head.headers, route: route, now: now, allowKeyRefresh: allowKeyRefresh) {
+            switch self.authenticate(head.headers, route: route, now: now, allowKeyRefresh: allowKeyRefresh, cache: cache) {
             case .success(let verified):
                 identity = verified.identity
                 subject = verified.subject
@@ -146,7 +148,7 @@ public struct RequestPlanner: Sendable {
     }
 
     private func authenticate(
-        _ headers: HTTPHeaders, route: Route, now: Double, allowKeyRefresh: Bool
+        _ headers: HTTPHeaders, route: Route, now: Double, allowKeyRefresh: Bool, cache: TokenCache?
     ) -> Result<(identity: [(name: String, value: String)], subject: String?), Denial> {
         let extraction = self.extractor.extract(
             headerValues: headers[self.config.token.header], cookieHeaders: headers["cookie"])
@@ -162,18 +164,27 @@ public struct RequestPlanner: Sendable {
                 return .failure(Denial(response: .badRequest(problem.rawValue), reason: "ambiguous_credentials"))
             }
         }
+        // Read the generation before the keys: an entry is then never stamped newer than the
+        // keys that verified it.
+        let generation = self.keys.generation
+        if let cache, let entry = cache.lookup(token, generation: generation, now: now),
+            route.providerIndices?.contains(entry.verified.providerIndex) ?? true
+        {
+            guard ClaimPolicy.allows(entry.verified.claims, requirements: route.requireClaims) else {
+                return .failure(Denial(response: .auth(.insufficientScope), reason: AuthFailure.insufficientScope.code))
+            }
+            return .success((entry.identity, entry.subject))
+        }
         let verified: VerifiedToken
         var candidates: [Int] = []
-        switch self.keys.verifier.verify(token, providerIndices: route.providerIndices, now: now, candidates: &candidates) {
+        let verifier = self.keys.verifier
+        switch verifier.verify(token, providerIndices: route.providerIndices, now: now, candidates: &candidates) {
         case .success(let value): verified = value
         case .failure(let failure):
             if allowKeyRefresh, failure == .unknownKey || failure == .keysUnavailable, self.keys.hasRemote(candidates) {
                 return .failure(Denial(response: .auth(failure), reason: failure.code, refresh: candidates))
             }
             return .failure(Denial(response: .auth(failure), reason: failure.code))
-        }
-        guard ClaimPolicy.allows(verified.claims, requirements: route.requireClaims) else {
-            return .failure(Denial(response: .auth(.insufficientScope), reason: AuthFailure.insufficientScope.code))
         }
         var identity: [(name: String, value: String)] = []
         identity.reserveCapacity(self.config.identityHeaders.count)
@@ -185,7 +196,14 @@ public struct RequestPlanner: Sendable {
             }
             identity.append((mapping.header, value))
         }
-        return .success((identity, verified.claims["sub"]?.stringValue))
+        let subject = verified.claims["sub"]?.stringValue
+        cache?.insert(
+            token, verified: verified, identity: identity, subject: subject, generation: generation,
+            skew: verifier.providers[verified.providerIndex].clockSkewSeconds)
+        guard ClaimPolicy.allows(verified.claims, requirements: route.requireClaims) else {
+            return .failure(Denial(response: .auth(.insufficientScope), reason: AuthFailure.insufficientScope.code))
+        }
+        return .success((identity, subject))
     }
 
     /// The body framing a request head declares, or why it is ambiguous (RFC 9112 §6.1–6.3).

@@ -1,0 +1,105 @@
+import NIOHTTP1
+import Testing
+
+@testable import Gateway
+
+@Suite("Verified-token cache")
+struct TokenCacheTests {
+    let planner: RequestPlanner
+
+    init() throws {
+        let config = try ConfigLoader(environment: ["S": TestSupport.secret]).load(Array(RequestPlannerTests.configJSON.utf8))
+        self.planner = RequestPlanner(config: config)
+    }
+
+    func head(_ uri: String, token: String) -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: ["Host": "gw", "Authorization": "Bearer \(token)"])
+    }
+
+    func token(role: String = "user", exp: Int) throws -> String {
+        try TestSupport.hsToken(TestSupport.claims([("role", .string(role)), ("exp", .number(String(exp)))]))
+    }
+
+    func status(_ plan: RequestPlan) -> UInt? {
+        switch plan {
+        case .respond(let response, _): response.status.code
+        case .forward: 200
+        case .refreshKeys: nil
+        }
+    }
+
+    @Test("A repeated token is served from the cache with the same identity headers")
+    func hit() throws {
+        let cache = TokenCache()
+        let token = try self.token(exp: 1_700_000_100)
+        let first = self.planner.plan(self.head("/api", token: token), clientAddress: nil, now: TestSupport.now, cache: cache)
+        let second = self.planner.plan(self.head("/api", token: token), clientAddress: nil, now: TestSupport.now + 1, cache: cache)
+        #expect(cache.stats.misses == 1)
+        #expect(cache.stats.hits == 1)
+        guard case .forward(let a) = first, case .forward(let b) = second else {
+            Issue.record("not forwarded")
+            return
+        }
+        #expect(a.head.headers["x-auth-subject"] == b.head.headers["x-auth-subject"])
+        #expect(b.head.headers["x-auth-role"] == ["user"])
+    }
+
+    @Test("Time claims are re-checked on every hit: a cached token expires on time")
+    func expiry() throws {
+        let cache = TokenCache()
+        let token = try self.token(exp: 1_700_000_100)
+        #expect(self.status(self.planner.plan(self.head("/api", token: token), clientAddress: nil, now: TestSupport.now, cache: cache)) == 200)
+        // exp + 30 s skew has passed.
+        #expect(self.status(self.planner.plan(self.head("/api", token: token), clientAddress: nil, now: 1_700_000_130, cache: cache)) == 401)
+        #expect(cache.stats.entries == 0)
+    }
+
+    @Test("require_claims is evaluated per route on a hit")
+    func policyOnHit() throws {
+        let cache = TokenCache()
+        let token = try self.token(role: "user", exp: 1_700_000_100)
+        #expect(self.status(self.planner.plan(self.head("/api", token: token), clientAddress: nil, now: TestSupport.now, cache: cache)) == 200)
+        #expect(self.status(self.planner.plan(self.head("/admin", token: token), clientAddress: nil, now: TestSupport.now, cache: cache)) == 403)
+        #expect(cache.stats.hits == 1)
+    }
+
+    @Test("An entry from another key generation is not used")
+    func generation() throws {
+        let cache = TokenCache()
+        let token = try self.token(exp: 1_700_000_100)
+        let verified = try self.planner.keys.verifier.verify(token, now: TestSupport.now).get()
+        cache.insert(Substring(token), verified: verified, identity: [], subject: "alice", generation: 1, skew: 30)
+        #expect(cache.lookup(Substring(token), generation: 1, now: TestSupport.now) != nil)
+        #expect(cache.lookup(Substring(token), generation: 2, now: TestSupport.now) == nil)
+    }
+
+    @Test("The cache is bounded in entries and bytes")
+    func bounded() throws {
+        let cache = TokenCache(maximumEntries: 3, maximumBytes: 1 << 20)
+        for i in 0..<10 {
+            let token = try TestSupport.hsToken(TestSupport.claims([("sub", .string("u\(i)"))]))
+            let verified = try self.planner.keys.verifier.verify(token, now: TestSupport.now).get()
+            cache.insert(Substring(token), verified: verified, identity: [("X-Auth-Subject", "u\(i)")], subject: "u\(i)", generation: 0, skew: 30)
+        }
+        #expect(cache.stats.entries == 3)
+        let small = TokenCache(maximumEntries: 1000, maximumBytes: 64 * 1024)
+        for i in 0..<200 {
+            let token = try TestSupport.hsToken(TestSupport.claims([("sub", .string("u\(i)"))]))
+            let verified = try self.planner.keys.verifier.verify(token, now: TestSupport.now).get()
+            small.insert(Substring(token), verified: verified, identity: [], subject: nil, generation: 0, skew: 30)
+        }
+        #expect(small.stats.bytes <= 64 * 1024)
+        #expect(small.stats.entries < 200)
+    }
+
+    @Test("Invalid tokens are never cached")
+    func failuresNotCached() throws {
+        let cache = TokenCache()
+        let bad = try self.token(exp: 1_700_000_100) + "A"
+        for _ in 0..<3 {
+            #expect(self.status(self.planner.plan(self.head("/api", token: bad), clientAddress: nil, now: TestSupport.now, cache: cache)) == 401)
+        }
+        #expect(cache.stats.entries == 0)
+        #expect(cache.stats.hits == 0)
+    }
+}
