@@ -66,6 +66,20 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(name: "CAllocationCounter"),
+        .executableTarget(
+            name: "alloc-probe",
+            dependencies: [
+                "Gateway",
+                "CAllocationCounter",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
@@ -73,6 +87,7 @@ let package = Package(
                 // Built before the tests so the command-line tests can run the real binaries.
                 "authgate",
                 "upstream-echo",
+                "alloc-probe",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -11,11 +11,23 @@ public enum PathNormalizer {
         public var path: String
         /// The query without the `?`, exactly as received; nil if there was no `?`.
         public var query: Substring?
+        /// The original target when normalisation changed nothing (saves rebuilding it).
+        var unchangedTarget: String?
+
+        public init(path: String, query: Substring?) {
+            self.path = path
+            self.query = query
+        }
 
         /// Path and query, as forwarded upstream.
         public var target: String {
+            if let unchangedTarget { return unchangedTarget }
             guard let query else { return self.path }
             return self.path + "?" + query
+        }
+
+        public static func == (lhs: Normalized, rhs: Normalized) -> Bool {
+            lhs.path == rhs.path && lhs.query == rhs.query
         }
     }
 
@@ -35,6 +47,11 @@ public enum PathNormalizer {
         }
         if pathPart.utf8.contains(UInt8(ascii: "#")) {
             return .failure(Rejection(description: "request target contains a fragment"))
+        }
+        if Self.isAlreadyNormal(pathPart) {
+            var normalized = Normalized(path: query == nil ? target : String(pathPart), query: query)
+            normalized.unchangedTarget = target
+            return .success(normalized)
         }
 
         // 1. Percent-decoding of unreserved characters only; refuse dangerous escapes.
@@ -102,6 +119,23 @@ public enum PathNormalizer {
         }
         if path.isEmpty || trailingSlash { path.append(UInt8(ascii: "/")) }
         return .success(Normalized(path: String(decoding: path, as: UTF8.self), query: query))
+    }
+
+    /// True when the path has nothing to decode or resolve: no `%`, `\\`, NUL, `//`, and no
+    /// segment starting with `.` (which covers `.`, `..`, `.;` and `..;`). The common case, and
+    /// it costs one scan and no allocation.
+    static func isAlreadyNormal(_ path: Substring) -> Bool {
+        var previous: UInt8 = 0
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "%"), UInt8(ascii: "\\"), 0: return false
+            case UInt8(ascii: "/") where previous == UInt8(ascii: "/"): return false
+            case UInt8(ascii: ".") where previous == UInt8(ascii: "/"): return false
+            default: break
+            }
+            previous = byte
+        }
+        return true
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {

@@ -35,31 +35,77 @@ public enum HeaderRewriter {
         }
     }
 
-    /// The headers to send upstream. Order matters: hop-by-hop headers (and those `Connection`
-    /// names) go first, then every configured identity header is removed whatever the route,
-    /// and only then are the verified identity headers added, so a client can neither spoof
-    /// nor delete them.
+    /// The headers to send upstream, built in one pass over the client's headers.
+    ///
+    /// Dropped: hop-by-hop headers and those the client's `Connection` names (never framing or
+    /// host), `Expect`, every configured identity header and its `_` look-alikes (whatever the
+    /// route), the client's `X-Forwarded-Proto`/`-Host`, and with `forward_token: false` the token
+    /// header and cookie. Then `X-Forwarded-*` and the verified identity headers are added, so a
+    /// client can neither spoof nor delete them.
     public static func requestHeaders(
         _ incoming: HTTPHeaders, identityHeaderNames: [String], forwarding: Forwarding
     ) -> HTTPHeaders {
-        var headers = incoming
-        Self.removeHopByHop(&headers)
-        headers.remove(name: "expect")
-        Self.removeIdentityHeaders(identityHeaderNames, from: &headers)
-        if forwarding.stripToken {
-            headers.remove(name: forwarding.tokenSource.header)
-            if let cookie = forwarding.tokenSource.cookie {
-                Self.removeCookie(named: cookie, from: &headers)
+        // Names listed in Connection: rare, so the array is only allocated when needed.
+        var connectionNamed: [Substring] = []
+        for (name, value) in incoming where Self.equalsIgnoringCase(name, "connection") {
+            for token in value.split(separator: ",") {
+                let trimmed = token.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed()
+                let name = Substring(String(trimmed))
+                if !HeaderRules.protected.contains(name.lowercased()) { connectionNamed.append(name) }
             }
         }
-        var forwardedFor = headers[canonicalForm: "x-forwarded-for"].map(String.init)
-        headers.remove(name: "x-forwarded-for")
-        if let client = forwarding.clientAddress { forwardedFor.append(client) }
-        if !forwardedFor.isEmpty { headers.add(name: "X-Forwarded-For", value: forwardedFor.joined(separator: ", ")) }
-        headers.replaceOrAdd(name: "X-Forwarded-Proto", value: "http")
-        headers.replaceOrAdd(name: "X-Forwarded-Host", value: forwarding.host)
+        var forwardedFor: String?
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(incoming.count + 3 + forwarding.identity.count)
+        for (name, value) in incoming {
+            if Self.isHopByHop(name) || Self.equalsIgnoringCase(name, "expect")
+                || Self.equalsIgnoringCase(name, "x-forwarded-proto") || Self.equalsIgnoringCase(name, "x-forwarded-host")
+            {
+                continue
+            }
+            if !connectionNamed.isEmpty, connectionNamed.contains(where: { Self.equalsIgnoringCase(name, $0) }) { continue }
+            if identityHeaderNames.contains(where: { Self.sameCGIName($0, name) }) { continue }
+            if Self.equalsIgnoringCase(name, "x-forwarded-for") {
+                forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
+                continue
+            }
+            if forwarding.stripToken {
+                if Self.equalsIgnoringCase(name, forwarding.tokenSource.header) { continue }
+                if let cookie = forwarding.tokenSource.cookie, Self.equalsIgnoringCase(name, "cookie") {
+                    if let kept = Self.removingCookie(named: cookie, from: value) { headers.add(name: name, value: kept) }
+                    continue
+                }
+            }
+            headers.add(name: name, value: value)
+        }
+        if let client = forwarding.clientAddress { forwardedFor = forwardedFor.map { $0 + ", " + client } ?? client }
+        if let forwardedFor { headers.add(name: "X-Forwarded-For", value: forwardedFor) }
+        headers.add(name: "X-Forwarded-Proto", value: "http")
+        headers.add(name: "X-Forwarded-Host", value: forwarding.host)
         for (name, value) in forwarding.identity { headers.add(name: name, value: value) }
         return headers
+    }
+
+    /// ASCII case-insensitive equality, without allocating.
+    static func equalsIgnoringCase(_ a: some StringProtocol, _ b: some StringProtocol) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        for (x, y) in zip(a.utf8, b.utf8) where x != y {
+            guard x | 0x20 == y | 0x20, (x | 0x20) >= UInt8(ascii: "a"), (x | 0x20) <= UInt8(ascii: "z") else { return false }
+        }
+        return true
+    }
+
+    /// One of `HeaderRules.hopByHop`, compared without allocating.
+    static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: Self.equalsIgnoringCase(name, "te")
+        case 7: Self.equalsIgnoringCase(name, "trailer") || Self.equalsIgnoringCase(name, "upgrade")
+        case 10: Self.equalsIgnoringCase(name, "connection") || Self.equalsIgnoringCase(name, "keep-alive")
+        case 16: Self.equalsIgnoringCase(name, "proxy-connection")
+        case 18: Self.equalsIgnoringCase(name, "proxy-authenticate")
+        case 19: Self.equalsIgnoringCase(name, "proxy-authorization")
+        default: false
+        }
     }
 
     /// Removes the identity headers and their look-alikes: CGI-style servers (WSGI, Rack, PHP)
@@ -90,18 +136,13 @@ public enum HeaderRewriter {
         }
     }
 
-    /// Removes one cookie from every `Cookie` header, dropping headers left empty.
-    static func removeCookie(named name: String, from headers: inout HTTPHeaders) {
-        let values = headers["cookie"]
-        guard !values.isEmpty else { return }
-        headers.remove(name: "cookie")
-        for value in values {
-            let kept = value.split(separator: ";").filter { pair in
-                let key = pair.split(separator: "=", maxSplits: 1).first ?? pair
-                return key.trimmingSpaces() != name
-            }.map { $0.trimmingSpaces() }
-            if !kept.isEmpty { headers.add(name: "cookie", value: kept.joined(separator: "; ")) }
-        }
+    /// One `Cookie` header value without the named cookie; nil when nothing is left.
+    static func removingCookie(named name: String, from value: String) -> String? {
+        let kept = value.split(separator: ";").filter { pair in
+            let key = pair.split(separator: "=", maxSplits: 1).first ?? pair
+            return key.trimmingSpaces() != name
+        }.map { $0.trimmingSpaces() }
+        return kept.isEmpty ? nil : kept.joined(separator: "; ")
     }
 
     /// The response head to send downstream for an upstream response.
@@ -110,8 +151,9 @@ public enum HeaderRewriter {
         _ upstream: HTTPResponseHead, requestVersion: HTTPVersion, requestKeepAlive: Bool
     ) -> (head: HTTPResponseHead, close: Bool) {
         var head = upstream
-        Self.removeHopByHop(&head.headers)
-        head.version = requestVersion
+        // Usually there is nothing to remove; then the head is not copied.
+        if head.headers.contains(where: { Self.isHopByHop($0.name) }) { Self.removeHopByHop(&head.headers) }
+        if head.version != requestVersion { head.version = requestVersion }
         var close = !requestKeepAlive
         if requestVersion == .http1_0 {
             // HTTP/1.0 has no chunked coding: without a length, the body ends when we close.

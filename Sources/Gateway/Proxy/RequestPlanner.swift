@@ -62,20 +62,21 @@ public struct RequestPlanner: Sendable {
         cache: TokenCache? = nil
     ) -> RequestPlan {
         // 1. Framing and Host (RFC 9112 §6.3, §3.2): ambiguity here is how requests get smuggled.
+        let summary = HeadSummary(head.headers, tokenHeader: self.config.token.header)
         let framing: BodyFraming
-        switch Self.framing(of: head.headers) {
+        switch summary.framing {
         case .success(let value): framing = value
         case .failure(let problem): return .respond(.badRequest(problem.description), reason: "bad_framing")
         }
-        let hosts = head.headers["host"]
-        guard hosts.count == 1, let host = hosts.first, !host.isEmpty else {
+        guard summary.hostCount == 1, let host = summary.host, !host.isEmpty else {
             return .respond(
-                .badRequest(hosts.isEmpty ? "missing Host header" : "repeated Host header"), reason: "bad_host")
+                .badRequest(summary.hostCount == 0 ? "missing Host header" : "repeated Host header"), reason: "bad_host")
         }
         var expectContinue = false
-        let expectations = head.headers["expect"]
-        if !expectations.isEmpty {
-            guard expectations.count == 1, expectations[0].lowercased() == "100-continue" else {
+        if summary.expectCount > 0 {
+            guard summary.expectCount == 1, let expect = summary.expect,
+                HeaderRewriter.equalsIgnoringCase(expect, "100-continue")
+            else {
                 var response = LocalResponse.expectationFailed
                 response.close = true
                 return .respond(response, reason: "bad_expect")
@@ -84,7 +85,7 @@ public struct RequestPlanner: Sendable {
         }
         // NIO's parser hands over the connection after a request it sees as an upgrade, so the
         // connection cannot carry another request: answer this one, then close.
-        let upgrade = head.headers.contains(name: "upgrade")
+        let upgrade = summary.upgrade
         let bodyExpected = framing != .none && framing != .contentLength(0) || upgrade
 
         // 2. Target.
@@ -115,7 +116,9 @@ public struct RequestPlanner: Sendable {
         var identity: [(name: String, value: String)] = []
         var subject: String?
         if route.auth == .required {
-            switch self.authenticate(head.headers, route: route, now: now, allowKeyRefresh: allowKeyRefresh, cache: cache) {
+            switch self.authenticate(
+                head.headers, summary: summary, route: route, now: now, allowKeyRefresh: allowKeyRefresh, cache: cache)
+            {
             case .success(let verified):
                 identity = verified.identity
                 subject = verified.subject
@@ -148,10 +151,12 @@ public struct RequestPlanner: Sendable {
     }
 
     private func authenticate(
-        _ headers: HTTPHeaders, route: Route, now: Double, allowKeyRefresh: Bool, cache: TokenCache?
+        _ headers: HTTPHeaders, summary: HeadSummary, route: Route, now: Double, allowKeyRefresh: Bool,
+        cache: TokenCache?
     ) -> Result<(identity: [(name: String, value: String)], subject: String?), Denial> {
         let extraction = self.extractor.extract(
-            headerValues: headers[self.config.token.header], cookieHeaders: headers["cookie"])
+            headerValue: summary.tokenHeader, repeated: summary.tokenHeaderCount > 1,
+            cookieHeaders: summary.hasCookie ? headers["cookie"] : [])
         let token: Substring
         switch extraction {
         case .token(let value): token = value
@@ -208,21 +213,73 @@ public struct RequestPlanner: Sendable {
 
     /// The body framing a request head declares, or why it is ambiguous (RFC 9112 §6.1–6.3).
     public static func framing(of headers: HTTPHeaders) -> Result<BodyFraming, InvalidValue> {
-        let transferEncodings = headers[canonicalForm: "transfer-encoding"]
-        let lengths = headers[canonicalForm: "content-length"]
-        if !transferEncodings.isEmpty {
-            guard lengths.isEmpty else { return .failure(InvalidValue("both Content-Length and Transfer-Encoding")) }
-            guard transferEncodings.count == 1, transferEncodings[0].lowercased() == "chunked" else {
+        HeadSummary(headers, tokenHeader: "authorization").framing
+    }
+}
+
+/// What the planner needs from a request's headers, gathered in one pass without allocating.
+struct HeadSummary {
+    var host: String?
+    var hostCount = 0
+    var transferEncoding: String?
+    var transferEncodingCount = 0
+    var contentLength: String?
+    var contentLengthCount = 0
+    var contentLengthsDiffer = false
+    var expect: String?
+    var expectCount = 0
+    var upgrade = false
+    var tokenHeader: String?
+    var tokenHeaderCount = 0
+    var hasCookie = false
+
+    init(_ headers: HTTPHeaders, tokenHeader: String) {
+        for (name, value) in headers {
+            switch name.utf8.count {
+            case 4 where HeaderRewriter.equalsIgnoringCase(name, "host"):
+                self.host = value
+                self.hostCount += 1
+            case 6 where HeaderRewriter.equalsIgnoringCase(name, "expect"):
+                self.expect = value
+                self.expectCount += 1
+            case 6 where HeaderRewriter.equalsIgnoringCase(name, "cookie"):
+                self.hasCookie = true
+            case 7 where HeaderRewriter.equalsIgnoringCase(name, "upgrade"):
+                self.upgrade = true
+            case 14 where HeaderRewriter.equalsIgnoringCase(name, "content-length"):
+                if let previous = self.contentLength, previous != value { self.contentLengthsDiffer = true }
+                self.contentLength = value
+                self.contentLengthCount += 1
+            case 17 where HeaderRewriter.equalsIgnoringCase(name, "transfer-encoding"):
+                self.transferEncoding = value
+                self.transferEncodingCount += 1
+            default:
+                break
+            }
+            if HeaderRewriter.equalsIgnoringCase(name, tokenHeader) {
+                self.tokenHeader = value
+                self.tokenHeaderCount += 1
+            }
+        }
+    }
+
+    /// The declared body framing; any ambiguity is an error (never "pick one").
+    var framing: Result<BodyFraming, InvalidValue> {
+        if self.transferEncodingCount > 0 {
+            guard self.contentLengthCount == 0 else {
+                return .failure(InvalidValue("both Content-Length and Transfer-Encoding"))
+            }
+            guard self.transferEncodingCount == 1, let coding = self.transferEncoding,
+                HeaderRewriter.equalsIgnoringCase(coding, "chunked")
+            else {
                 return .failure(InvalidValue("unsupported Transfer-Encoding"))
             }
             return .success(.chunked)
         }
-        guard let first = lengths.first else { return .success(.none) }
-        for length in lengths where length != first {
-            return .failure(InvalidValue("conflicting Content-Length values"))
-        }
-        guard !first.isEmpty, first.utf8.count <= 18, first.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
-            let value = Int(first)
+        guard let length = self.contentLength else { return .success(.none) }
+        if self.contentLengthsDiffer { return .failure(InvalidValue("conflicting Content-Length values")) }
+        guard !length.isEmpty, length.utf8.count <= 18, length.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+            let value = Int(length)
         else {
             return .failure(InvalidValue("invalid Content-Length"))
         }

@@ -44,14 +44,20 @@ public struct TokenExtractor: Sendable {
     ///   - headerValues: every value of the configured token header, in order.
     ///   - cookieHeaders: every `Cookie` header value, in order.
     public func extract(headerValues: [String], cookieHeaders: [String]) -> TokenExtraction {
-        if headerValues.count > 1 { return .invalid(.repeatedHeader) }
-        if let value = headerValues.first {
+        self.extract(headerValue: headerValues.first, repeated: headerValues.count > 1, cookieHeaders: cookieHeaders)
+    }
+
+    /// The same, for a caller that scanned the headers itself: the first value of the token
+    /// header, and whether there was more than one.
+    public func extract(headerValue: String?, repeated: Bool, cookieHeaders: @autoclosure () -> [String]) -> TokenExtraction {
+        if repeated { return .invalid(.repeatedHeader) }
+        if let value = headerValue {
             let credentials = self.parseCredentials(value)
             // Another scheme (`Basic ...`) is not a bearer token: fall back to the cookie.
             if credentials != .missing { return credentials }
         }
         if let cookie = self.source.cookie {
-            switch CookieParser.value(named: cookie, in: cookieHeaders) {
+            switch CookieParser.value(named: cookie, in: cookieHeaders()) {
             case .found(let value) where !value.isEmpty: return .token(value)
             case .found, .notFound: return .missing
             case .ambiguous: return .invalid(.ambiguousCookie)
