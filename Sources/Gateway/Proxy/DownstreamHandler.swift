@@ -37,7 +37,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         var responseHeadSent = false
         var upstreamKeepAlive = true
         var closeAfterResponse = false
-        var responseTimer: Scheduled<Void>?
+        /// When the upstream's response head is due (set once the whole request was sent).
+        var responseDeadline: NIODeadline?
 
         init(plan: ForwardPlan, requestVersion: HTTPVersion, requestKeepAlive: Bool) {
             self.plan = plan
@@ -75,9 +76,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     private var context: ChannelHandlerContext?
     private var clientAddress: String?
     private var pendingRead = false
-    private var idleTimer: Scheduled<Void>?
-    /// Last time the client sent something while a timer runs; the timer re-arms itself rather
-    /// than being rescheduled for every body chunk.
+    /// One timer per connection: it wakes at the earliest deadline that matters (client idle,
+    /// stalled body, upstream response) and re-arms itself. Requests only move timestamps, so the
+    /// request path schedules nothing.
+    private var watchdog: Scheduled<Void>?
+    private var watchdogDeadline: NIODeadline?
+    /// Last time the client sent something (or an exchange ended).
     private var lastClientActivity = NIODeadline.now()
 
     init(settings: DownstreamSettings, pool: UpstreamConnectionPool, tokenCache: TokenCache?) {
@@ -94,6 +98,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         self.context = context
         self.clientAddress = context.channel.remoteAddress?.ipAddress
         if context.channel.isActive { self.startIdleTimer() }
+
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -177,7 +182,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             context.close(promise: nil)
             return
         }
-        self.cancelIdleTimer()
+        self.lastClientActivity = .now()
         self.dispatch(head, allowKeyRefresh: true, context: context)
     }
 
@@ -204,7 +209,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             let exchange = Exchange(
                 plan: plan, requestVersion: head.version, requestKeepAlive: keepAlive && !plan.closeConnection)
             self.state = .proxying(exchange)
-            self.startIdleTimer()  // until the request ends: a client that stalls mid-body gets 408
+            // Until the request ends, a client that stalls mid-body gets 408 (the watchdog).
+            self.startIdleTimer()
             self.connect(exchange, allowReuse: true)
         case .refreshKeys(let providers):
             guard let refresh = self.settings.planner.keys.refresh(providers) else {
@@ -263,7 +269,6 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             self.startIdleTimer()
         case .proxying(let exchange):
             exchange.requestEnded = true
-            self.cancelIdleTimer()
             // Request trailers are dropped: they would carry headers (identity headers among
             // them) past the rewriting that heads get, and upstreams rarely read them.
             self.send(.end(nil), exchange: exchange)
@@ -333,23 +338,17 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     /// `upstream_seconds` counts from the moment the whole request was handed to the upstream
     /// until its response head arrives; a long upload does not eat into it.
     private func armResponseTimer(_ exchange: Exchange, context: ChannelHandlerContext) {
-        guard exchange.responseTimer == nil, !exchange.responseHeadSent else { return }
-        exchange.responseTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.settings.upstreamTimeout) {
-            [weak self, weak exchange] in
-            guard let self, let exchange, let context = self.context else { return }
-            guard case .proxying(let current) = self.state, current === exchange, !exchange.responseHeadSent else {
-                return
-            }
-            self.settings.logger.warning("upstream timed out", metadata: ["upstream": "\(exchange.plan.upstream)"])
-            self.fail(exchange, with: .gatewayTimeout, context: context)
-        }
+        guard exchange.responseDeadline == nil, !exchange.responseHeadSent else { return }
+        let deadline = NIODeadline.now() + self.settings.upstreamTimeout
+        exchange.responseDeadline = deadline
+        self.ensureWatchdog(by: deadline, context: context)
     }
 
     func upstreamReceived(_ part: HTTPClientResponsePart) {
         guard case .proxying(let exchange) = self.state, let context = self.context else { return }
         switch part {
         case .head(let upstreamHead):
-            exchange.responseTimer?.cancel()
+            exchange.responseDeadline = nil
             exchange.upstreamKeepAlive = upstreamHead.isKeepAlive
             let (head, close) = HeaderRewriter.responseHead(
                 upstreamHead, requestVersion: exchange.requestVersion, requestKeepAlive: exchange.requestKeepAlive)
@@ -376,8 +375,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     func upstreamClosed(error: (any Error)?) {
         guard case .proxying(let exchange) = self.state, let context = self.context else { return }
         exchange.connection = nil
-        exchange.responseTimer?.cancel()
-        exchange.responseTimer = nil
+        exchange.responseDeadline = nil
         if exchange.responseHeadSent {
             // Mid-response: there is no way to signal the failure but to cut the client off too.
             self.state = .closing
@@ -426,7 +424,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
 
     /// Ends an exchange that has not sent a response head with a local error response.
     private func fail(_ exchange: Exchange, with response: LocalResponse, context: ChannelHandlerContext) {
-        exchange.responseTimer?.cancel()
+        exchange.responseDeadline = nil
         if let connection = exchange.connection {
             exchange.connection = nil
             connection.close()
@@ -457,7 +455,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
 
     private func abandonExchange() {
         guard case .proxying(let exchange) = self.state else { return }
-        exchange.responseTimer?.cancel()
+        exchange.responseDeadline = nil
         exchange.connection?.close()
         exchange.connection = nil
     }
@@ -476,44 +474,67 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         }
     }
 
-    /// Arms the client timer: closes an idle connection, and answers 408 to a request whose
-    /// body stalls for `client_idle_seconds`.
+    /// Notes client activity and makes sure the watchdog will look at the connection by
+    /// `client_idle_seconds` from now: it closes an idle connection and answers 408 to a request
+    /// whose body stalls that long.
     private func startIdleTimer() {
         guard let context = self.context else { return }
         self.lastClientActivity = .now()
-        self.idleTimer?.cancel()
-        self.scheduleIdleCheck(in: self.settings.clientIdleTimeout, context: context)
+        self.ensureWatchdog(by: self.lastClientActivity + self.settings.clientIdleTimeout, context: context)
     }
 
-    private func scheduleIdleCheck(in delay: TimeAmount, context: ChannelHandlerContext) {
-        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            guard let self, let context = self.context else { return }
-            let deadline = self.lastClientActivity + self.settings.clientIdleTimeout
-            if deadline > .now() {
-                self.scheduleIdleCheck(in: deadline - .now(), context: context)
-                return
-            }
-            self.idleTimer = nil
-            switch self.state {
-            case .idle, .answered:
-                self.state = .closing
-                context.close(promise: nil)
-            case .proxying(let exchange) where !exchange.requestEnded:
-                self.settings.logger.debug("client stalled while sending the request body")
-                self.fail(exchange, with: .requestTimeout, context: context)
-            case .proxying, .closing, .awaitingKeys:
-                break
-            }
+    /// Schedules the watchdog for `deadline` unless it already wakes up by then.
+    private func ensureWatchdog(by deadline: NIODeadline, context: ChannelHandlerContext) {
+        if self.watchdog != nil, let current = self.watchdogDeadline, current <= deadline { return }
+        self.watchdog?.cancel()
+        self.watchdogDeadline = deadline
+        self.watchdog = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            self?.watchdogFired()
         }
     }
 
-    private func cancelIdleTimer() {
-        self.idleTimer?.cancel()
-        self.idleTimer = nil
+    private func watchdogFired() {
+        self.watchdog = nil
+        self.watchdogDeadline = nil
+        guard let context = self.context else { return }
+        let now = NIODeadline.now()
+        let idleDeadline = self.lastClientActivity + self.settings.clientIdleTimeout
+        switch self.state {
+        case .idle, .answered:
+            if now >= idleDeadline {
+                self.state = .closing
+                context.close(promise: nil)
+            } else {
+                self.ensureWatchdog(by: idleDeadline, context: context)
+            }
+        case .proxying(let exchange) where !exchange.requestEnded:
+            if now >= idleDeadline {
+                self.settings.logger.debug("client stalled while sending the request body")
+                self.fail(exchange, with: .requestTimeout, context: context)
+            } else {
+                self.ensureWatchdog(by: idleDeadline, context: context)
+            }
+        case .proxying(let exchange):
+            guard let responseDeadline = exchange.responseDeadline else { return }  // streaming a response
+            if now >= responseDeadline {
+                self.settings.logger.warning("upstream timed out", metadata: ["upstream": "\(exchange.plan.upstream)"])
+                self.fail(exchange, with: .gatewayTimeout, context: context)
+            } else {
+                self.ensureWatchdog(by: responseDeadline, context: context)
+            }
+        case .awaitingKeys, .closing:
+            break
+        }
+    }
+
+    private func cancelWatchdog() {
+        self.watchdog?.cancel()
+        self.watchdog = nil
+        self.watchdogDeadline = nil
     }
 
     private func teardown() {
-        self.cancelIdleTimer()
+        self.cancelWatchdog()
         self.abandonExchange()
         self.state = .closing
     }

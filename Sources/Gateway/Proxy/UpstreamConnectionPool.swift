@@ -12,8 +12,17 @@ final class UpstreamConnectionPool {
     private let idleTimeout: TimeAmount
     /// Idle connections kept per upstream; more are closed on release.
     private let maximumIdlePerUpstream: Int
-    private var idle: [Upstream: [UpstreamHandler]] = [:]
+    /// Idle connections per upstream, most recently used last. A class, so taking one out does
+    /// not copy the list out of the dictionary.
+    private final class IdleList {
+        var connections: [UpstreamHandler] = []
+    }
+
+    private var idle: [Upstream: IdleList] = [:]
     private var isClosed = false
+    /// One sweeper per pool closes connections idle for `idleTimeout`; releasing a connection
+    /// only stamps it, so the request path schedules nothing.
+    private var sweeper: Scheduled<Void>?
 
     init(eventLoop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount, maximumIdlePerUpstream: Int = 256) {
         self.eventLoop = eventLoop
@@ -23,7 +32,7 @@ final class UpstreamConnectionPool {
     }
 
     /// The number of idle connections, for tests and metrics.
-    var idleCount: Int { self.idle.values.reduce(0) { $0 + $1.count } }
+    var idleCount: Int { self.idle.values.reduce(0) { $0 + $1.connections.count } }
 
     /// Hands out an idle connection to `upstream` (most recently used first), or opens one.
     /// `reused` tells the caller whether the connection served a request before.
@@ -32,9 +41,9 @@ final class UpstreamConnectionPool {
         _ completion: @escaping (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void
     ) {
         self.eventLoop.preconditionInEventLoop()
-        if allowReuse {
-            while let connection = self.idle[upstream]?.popLast() {
-                connection.cancelIdleTimer()
+        if allowReuse, let list = self.idle[upstream] {
+            while let connection = list.connections.popLast() {
+                connection.isIdle = false
                 if connection.isActive {
                     completion(.success((connection, true)))
                     return
@@ -70,28 +79,59 @@ final class UpstreamConnectionPool {
     /// Takes a connection back after a complete exchange; closes it if the pool is full or closed.
     func release(_ connection: UpstreamHandler) {
         self.eventLoop.preconditionInEventLoop()
-        guard !self.isClosed, connection.isActive,
-            self.idle[connection.upstream, default: []].count < self.maximumIdlePerUpstream
-        else {
+        let list: IdleList
+        if let existing = self.idle[connection.upstream] {
+            list = existing
+        } else {
+            list = IdleList()
+            self.idle[connection.upstream] = list
+        }
+        guard !self.isClosed, connection.isActive, list.connections.count < self.maximumIdlePerUpstream else {
             connection.close()
             return
         }
-        self.idle[connection.upstream, default: []].append(connection)
-        connection.startIdleTimer(self.idleTimeout)
+        list.connections.append(connection)
+        connection.becameIdle()
+        if self.sweeper == nil { self.scheduleSweep(in: self.idleTimeout) }
+    }
+
+    private func scheduleSweep(in delay: TimeAmount) {
+        self.sweeper = self.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+            self?.sweep()
+        }
+    }
+
+    /// Closes connections idle for `idleTimeout`; comes back for the next one to expire.
+    private func sweep() {
+        self.sweeper = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for list in self.idle.values {
+            // Oldest first: the list is ordered by release time.
+            while let oldest = list.connections.first, oldest.idleSince + self.idleTimeout <= now {
+                list.connections.removeFirst()
+                oldest.close()
+            }
+            if let oldest = list.connections.first {
+                let expiry = oldest.idleSince + self.idleTimeout
+                next = next.map { min($0, expiry) } ?? expiry
+            }
+        }
+        if let next, !self.isClosed { self.scheduleSweep(in: next - now) }
     }
 
     /// Forgets a connection that closed while idle.
     func remove(_ connection: UpstreamHandler) {
-        guard var list = self.idle[connection.upstream] else { return }
-        list.removeAll { $0 === connection }
-        self.idle[connection.upstream] = list.isEmpty ? nil : list
+        self.idle[connection.upstream]?.connections.removeAll { $0 === connection }
     }
 
     /// Closes every idle connection and refuses to keep any more (shutdown).
     func closeAll() {
         self.eventLoop.preconditionInEventLoop()
         self.isClosed = true
-        let all = self.idle.values.flatMap { $0 }
+        self.sweeper?.cancel()
+        self.sweeper = nil
+        let all = self.idle.values.flatMap { $0.connections }
         self.idle = [:]
         for connection in all { connection.close() }
     }

@@ -25,7 +25,9 @@ final class UpstreamHandler: ChannelDuplexHandler {
     weak var delegate: (any UpstreamHandlerDelegate)?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
-    private var idleTimer: Scheduled<Void>?
+    /// In its pool's idle list (since `idleSince`).
+    var isIdle = false
+    private(set) var idleSince = NIODeadline.now()
 
     init(upstream: Upstream) {
         self.upstream = upstream
@@ -40,7 +42,6 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
-        self.cancelIdleTimer()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -63,8 +64,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.pool?.remove(self)
-        self.cancelIdleTimer()
+        if self.isIdle { self.pool?.remove(self) }
         let delegate = self.delegate
         self.delegate = nil
         delegate?.upstreamClosed(error: nil)
@@ -108,18 +108,13 @@ final class UpstreamHandler: ChannelDuplexHandler {
         self.context?.close(promise: nil)
     }
 
-    func startIdleTimer(_ timeout: TimeAmount) {
-        guard let context = self.context else { return }
+    /// Back in the pool: keep reading, so an upstream that closes the connection is noticed.
+    func becameIdle() {
+        self.isIdle = true
+        self.idleSince = .now()
+        guard let context = self.context, self.pendingRead else { return }
         self.pendingRead = false
-        context.read()  // watch for the upstream closing while idle
-        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
-            self?.close()
-        }
-    }
-
-    func cancelIdleTimer() {
-        self.idleTimer?.cancel()
-        self.idleTimer = nil
+        context.read()
     }
 }
 
