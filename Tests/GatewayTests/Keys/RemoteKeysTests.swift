@@ -304,6 +304,19 @@ struct RemoteKeysTLSAndAlgorithmsTests {
                 #expect(response.status == 200, "\(algorithm): \(response)")
                 #expect(try response.echo().values("x-auth-subject") == [algorithm.rawValue])
             }
+            // The provider rotates its RSA key. With the defaults, an unknown kid refreshes the
+            // set at most once per 5 s, so the new key is accepted once that interval has passed.
+            let rotated = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+            let rotatedJWK = try Self.rsaJWK(rotated, kid: "rsa-2")
+            server.set { $0.jwks = jwks.replacingOccurrences(of: rsaJWK, with: rotatedJWK) }
+            try await Task.sleep(for: .milliseconds(5_100))
+            let token = try TokenSigner(algorithm: .rs256, key: .rsa(rotated), kid: "rsa-2").sign(
+                claims: JSONObject([("iss", .string(issuer)), ("sub", .string("rotated")), ("exp", .number(String(Int(WallClock.now()) + 60)))]))
+            let response = try await env.send(httpRequest("GET", "/x", headers: [bearer(token)]))
+            #expect(response.status == 200, "rotated key: \(response)")
+            let old = try TokenSigner(algorithm: .rs256, key: .rsa(rsa), kid: "rsa").sign(
+                claims: JSONObject([("iss", .string(issuer)), ("sub", .string("old")), ("exp", .number(String(Int(WallClock.now()) + 60)))]))
+            #expect(try await env.send(httpRequest("GET", "/x", headers: [bearer(old)])).status == 401)
         }
         await server.stop()
     }
