@@ -52,7 +52,7 @@ final class UpstreamConnectionPool {
         }
         let bootstrap = ClientBootstrap(group: self.eventLoop)
             .connectTimeout(self.connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
