@@ -15,6 +15,15 @@ public enum HeaderRules {
         "proxy-connection", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "cookie", "expect",
     ]
 
+    /// ASCII case-insensitive equality, without allocating.
+    public static func equalsIgnoringCase(_ a: some StringProtocol, _ b: some StringProtocol) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        for (x, y) in zip(a.utf8, b.utf8) where x != y {
+            guard x | 0x20 == y | 0x20, (x | 0x20) >= UInt8(ascii: "a"), (x | 0x20) <= UInt8(ascii: "z") else { return false }
+        }
+        return true
+    }
+
     /// RFC 9110 §5.6.2 token characters.
     public static func isValidName(_ name: String) -> Bool {
         !name.isEmpty

@@ -47,7 +47,7 @@ public enum HeaderRewriter {
     ) -> HTTPHeaders {
         // Names listed in Connection: rare, so the array is only allocated when needed.
         var connectionNamed: [Substring] = []
-        for (name, value) in incoming where Self.equalsIgnoringCase(name, "connection") {
+        for (name, value) in incoming where HeaderRules.equalsIgnoringCase(name, "connection") {
             for token in value.split(separator: ",") {
                 let trimmed = token.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed()
                 let name = Substring(String(trimmed))
@@ -58,20 +58,20 @@ public enum HeaderRewriter {
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count + 3 + forwarding.identity.count)
         for (name, value) in incoming {
-            if Self.isHopByHop(name) || Self.equalsIgnoringCase(name, "expect")
-                || Self.equalsIgnoringCase(name, "x-forwarded-proto") || Self.equalsIgnoringCase(name, "x-forwarded-host")
+            if Self.isHopByHop(name) || HeaderRules.equalsIgnoringCase(name, "expect")
+                || HeaderRules.equalsIgnoringCase(name, "x-forwarded-proto") || HeaderRules.equalsIgnoringCase(name, "x-forwarded-host")
             {
                 continue
             }
-            if !connectionNamed.isEmpty, connectionNamed.contains(where: { Self.equalsIgnoringCase(name, $0) }) { continue }
+            if !connectionNamed.isEmpty, connectionNamed.contains(where: { HeaderRules.equalsIgnoringCase(name, $0) }) { continue }
             if identityHeaderNames.contains(where: { Self.sameCGIName($0, name) }) { continue }
-            if Self.equalsIgnoringCase(name, "x-forwarded-for") {
+            if HeaderRules.equalsIgnoringCase(name, "x-forwarded-for") {
                 forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
                 continue
             }
             if forwarding.stripToken {
-                if Self.equalsIgnoringCase(name, forwarding.tokenSource.header) { continue }
-                if let cookie = forwarding.tokenSource.cookie, Self.equalsIgnoringCase(name, "cookie") {
+                if HeaderRules.equalsIgnoringCase(name, forwarding.tokenSource.header) { continue }
+                if let cookie = forwarding.tokenSource.cookie, HeaderRules.equalsIgnoringCase(name, "cookie") {
                     if let kept = Self.removingCookie(named: cookie, from: value) { headers.add(name: name, value: kept) }
                     continue
                 }
@@ -86,24 +86,15 @@ public enum HeaderRewriter {
         return headers
     }
 
-    /// ASCII case-insensitive equality, without allocating.
-    static func equalsIgnoringCase(_ a: some StringProtocol, _ b: some StringProtocol) -> Bool {
-        guard a.utf8.count == b.utf8.count else { return false }
-        for (x, y) in zip(a.utf8, b.utf8) where x != y {
-            guard x | 0x20 == y | 0x20, (x | 0x20) >= UInt8(ascii: "a"), (x | 0x20) <= UInt8(ascii: "z") else { return false }
-        }
-        return true
-    }
-
     /// One of `HeaderRules.hopByHop`, compared without allocating.
     static func isHopByHop(_ name: String) -> Bool {
         switch name.utf8.count {
-        case 2: Self.equalsIgnoringCase(name, "te")
-        case 7: Self.equalsIgnoringCase(name, "trailer") || Self.equalsIgnoringCase(name, "upgrade")
-        case 10: Self.equalsIgnoringCase(name, "connection") || Self.equalsIgnoringCase(name, "keep-alive")
-        case 16: Self.equalsIgnoringCase(name, "proxy-connection")
-        case 18: Self.equalsIgnoringCase(name, "proxy-authenticate")
-        case 19: Self.equalsIgnoringCase(name, "proxy-authorization")
+        case 2: HeaderRules.equalsIgnoringCase(name, "te")
+        case 7: HeaderRules.equalsIgnoringCase(name, "trailer") || HeaderRules.equalsIgnoringCase(name, "upgrade")
+        case 10: HeaderRules.equalsIgnoringCase(name, "connection") || HeaderRules.equalsIgnoringCase(name, "keep-alive")
+        case 16: HeaderRules.equalsIgnoringCase(name, "proxy-connection")
+        case 18: HeaderRules.equalsIgnoringCase(name, "proxy-authenticate")
+        case 19: HeaderRules.equalsIgnoringCase(name, "proxy-authorization")
         default: false
         }
     }

@@ -75,7 +75,7 @@ public struct RequestPlanner: Sendable {
         var expectContinue = false
         if summary.expectCount > 0 {
             guard summary.expectCount == 1, let expect = summary.expect,
-                HeaderRewriter.equalsIgnoringCase(expect, "100-continue")
+                HeaderRules.equalsIgnoringCase(expect, "100-continue")
             else {
                 var response = LocalResponse.expectationFailed
                 response.close = true
@@ -236,27 +236,27 @@ struct HeadSummary {
     init(_ headers: HTTPHeaders, tokenHeader: String) {
         for (name, value) in headers {
             switch name.utf8.count {
-            case 4 where HeaderRewriter.equalsIgnoringCase(name, "host"):
+            case 4 where HeaderRules.equalsIgnoringCase(name, "host"):
                 self.host = value
                 self.hostCount += 1
-            case 6 where HeaderRewriter.equalsIgnoringCase(name, "expect"):
+            case 6 where HeaderRules.equalsIgnoringCase(name, "expect"):
                 self.expect = value
                 self.expectCount += 1
-            case 6 where HeaderRewriter.equalsIgnoringCase(name, "cookie"):
+            case 6 where HeaderRules.equalsIgnoringCase(name, "cookie"):
                 self.hasCookie = true
-            case 7 where HeaderRewriter.equalsIgnoringCase(name, "upgrade"):
+            case 7 where HeaderRules.equalsIgnoringCase(name, "upgrade"):
                 self.upgrade = true
-            case 14 where HeaderRewriter.equalsIgnoringCase(name, "content-length"):
+            case 14 where HeaderRules.equalsIgnoringCase(name, "content-length"):
                 if let previous = self.contentLength, previous != value { self.contentLengthsDiffer = true }
                 self.contentLength = value
                 self.contentLengthCount += 1
-            case 17 where HeaderRewriter.equalsIgnoringCase(name, "transfer-encoding"):
+            case 17 where HeaderRules.equalsIgnoringCase(name, "transfer-encoding"):
                 self.transferEncoding = value
                 self.transferEncodingCount += 1
             default:
                 break
             }
-            if HeaderRewriter.equalsIgnoringCase(name, tokenHeader) {
+            if HeaderRules.equalsIgnoringCase(name, tokenHeader) {
                 self.tokenHeader = value
                 self.tokenHeaderCount += 1
             }
@@ -270,7 +270,7 @@ struct HeadSummary {
                 return .failure(InvalidValue("both Content-Length and Transfer-Encoding"))
             }
             guard self.transferEncodingCount == 1, let coding = self.transferEncoding,
-                HeaderRewriter.equalsIgnoringCase(coding, "chunked")
+                HeaderRules.equalsIgnoringCase(coding, "chunked")
             else {
                 return .failure(InvalidValue("unsupported Transfer-Encoding"))
             }

@@ -73,10 +73,10 @@ public struct TokenExtractor: Sendable {
         while rest.last == " " || rest.last == "\t" { rest.removeLast() }
         guard let space = rest.firstIndex(of: " ") else {
             // A bare scheme (`Bearer`) is a malformed bearer header; a bare word is another scheme.
-            return rest.lowercased() == self.source.scheme.lowercased() ? .invalid(.malformedHeader) : .missing
+            return HeaderRules.equalsIgnoringCase(rest, self.source.scheme) ? .invalid(.malformedHeader) : .missing
         }
         let scheme = rest[..<space]
-        guard scheme.lowercased() == self.source.scheme.lowercased() else {
+        guard HeaderRules.equalsIgnoringCase(scheme, self.source.scheme) else {
             return .missing
         }
         var token = rest[space...]
