@@ -18,7 +18,7 @@ struct RuntimeOptions: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
-    @Option(name: .long, help: "Event loop threads (default: one per core).")
+    @Option(name: .long, help: "Event loop threads (default: one per core the process may run on).")
     var threads: Int?
 
     @Option(name: .long, help: "Seconds to let in-flight requests finish on SIGTERM/SIGINT.")
@@ -81,7 +81,7 @@ func runGateway(
     started: (SocketAddress) async throws -> Void
 ) async throws {
     let signals = SignalWaiter()
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: runtime.threads ?? System.coreCount)
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: runtime.threads ?? usableCores())
     // Optional so it can be released before the group shuts down: the quiescing helper inside
     // touches its event loop when deallocated.
     var server: GatewayServer? = try GatewayServer(config: config, group: group, logger: logger)
@@ -100,6 +100,23 @@ func runGateway(
     server = nil
     try? await group.shutdownGracefully()
     logger.info("stopped")
+}
+
+/// The cores this process may run on: its CPU affinity (taskset, `docker --cpuset-cpus`), not
+/// every core of the machine. More event loops than usable cores only adds context switches.
+func usableCores() -> Int {
+    #if os(Linux)
+    // `Cpus_allowed:\t3` (a hex mask, comma-separated in 32-bit groups on large machines).
+    if let status = try? FileReader.read("/proc/self/status") {
+        for line in String(decoding: status, as: UTF8.self).split(separator: "\n") where line.hasPrefix("Cpus_allowed:") {
+            let count = line.dropFirst("Cpus_allowed:".count).reduce(0) { total, character in
+                total + (character.hexDigitValue.map { $0.nonzeroBitCount } ?? 0)
+            }
+            if count > 0 { return min(count, System.coreCount) }
+        }
+    }
+    #endif
+    return System.coreCount
 }
 
 /// Delivers SIGINT and SIGTERM as async events instead of killing the process.
