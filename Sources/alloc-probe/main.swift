@@ -165,7 +165,7 @@ func measure(_ request: String, iterations: Int = tracing ? 1 : 1000) -> Double 
 }
 
 let authenticated = measure(
-    "GET /orders/7?x=1 HTTP/1.1\r\nHost: gateway.test\r\nUser-Agent: probe\r\nAccept: */*\r\nAuthorization: Bearer \(token)\r\n\r\n")
+    "GET /orders/7?x=1 HTTP/1.1\r\nHost: gateway.test\r\nUser-Agent: probe\r\nAccept: */*\r\nConnection: keep-alive\r\nAuthorization: Bearer \(token)\r\n\r\n")
 let open = measure("GET /open/x HTTP/1.1\r\nHost: gateway.test\r\nUser-Agent: probe\r\nAccept: */*\r\n\r\n")
 print(#"{"authenticated_cached_token": \#(authenticated), "no_auth": \#(open)}"#)
 exit(0)

@@ -24,6 +24,13 @@ public enum HeaderRules {
         return true
     }
 
+    /// Whether `name` is one of `protected`, compared without allocating.
+    public static func isProtected(_ name: Substring) -> Bool {
+        Self.protectedNames.contains { Self.equalsIgnoringCase($0, name) }
+    }
+
+    private static let protectedNames: [String] = Array(Self.protected)
+
     /// RFC 9110 §5.6.2 token characters.
     public static func isValidName(_ name: String) -> Bool {
         !name.isEmpty

@@ -45,13 +45,20 @@ public enum HeaderRewriter {
     public static func requestHeaders(
         _ incoming: HTTPHeaders, identityHeaderNames: [String], forwarding: Forwarding
     ) -> HTTPHeaders {
-        // Names listed in Connection: rare, so the array is only allocated when needed.
+        // Names listed in Connection beyond the usual `keep-alive`/`close`: rare, so the array
+        // is only allocated when there are some, and tokens are scanned without copying.
         var connectionNamed: [Substring] = []
         for (name, value) in incoming where HeaderRules.equalsIgnoringCase(name, "connection") {
-            for token in value.split(separator: ",") {
-                let trimmed = token.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed()
-                let name = Substring(String(trimmed))
-                if !HeaderRules.protected.contains(name.lowercased()) { connectionNamed.append(name) }
+            var rest = Substring(value)
+            while !rest.isEmpty {
+                let comma = rest.firstIndex(of: ",") ?? rest.endIndex
+                var token = rest[..<comma]
+                while token.first == " " || token.first == "\t" { token.removeFirst() }
+                while token.last == " " || token.last == "\t" { token.removeLast() }
+                if !token.isEmpty, !HeaderRules.isProtected(token), !HeaderRules.equalsIgnoringCase(token, "close") {
+                    connectionNamed.append(token)
+                }
+                rest = comma == rest.endIndex ? rest[rest.endIndex...] : rest[rest.index(after: comma)...]
             }
         }
         var forwardedFor: String?
