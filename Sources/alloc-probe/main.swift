@@ -164,8 +164,14 @@ func measure(_ request: String, iterations: Int = tracing ? 1 : 1000) -> Double 
     return Double(authgate_allocation_count()) / Double(iterations)
 }
 
-let authenticated = measure(
+/// The least of three measurements: allocations that depend on timing (a read split in two by a
+/// busy machine) only ever add, so the minimum is the request path's own count.
+func leastOf3(_ request: String) -> Double {
+    (0..<(tracing ? 1 : 3)).map { _ in measure(request) }.min()!
+}
+
+let authenticated = leastOf3(
     "GET /orders/7?x=1 HTTP/1.1\r\nHost: gateway.test\r\nUser-Agent: probe\r\nAccept: */*\r\nConnection: keep-alive\r\nAuthorization: Bearer \(token)\r\n\r\n")
-let open = measure("GET /open/x HTTP/1.1\r\nHost: gateway.test\r\nUser-Agent: probe\r\nAccept: */*\r\n\r\n")
+let open = leastOf3("GET /open/x HTTP/1.1\r\nHost: gateway.test\r\nUser-Agent: probe\r\nAccept: */*\r\n\r\n")
 print(#"{"authenticated_cached_token": \#(authenticated), "no_auth": \#(open)}"#)
 exit(0)

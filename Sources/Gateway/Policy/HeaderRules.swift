@@ -29,7 +29,8 @@ public enum HeaderRules {
         Self.protectedNames.contains { Self.equalsIgnoringCase($0, name) }
     }
 
-    private static let protectedNames: [String] = Array(Self.protected)
+    // Sorted: a fixed order keeps the work (and allocation count, in debug builds) the same in every process.
+    private static let protectedNames: [String] = Self.protected.sorted()
 
     /// RFC 9110 §5.6.2 token characters.
     public static func isValidName(_ name: String) -> Bool {
