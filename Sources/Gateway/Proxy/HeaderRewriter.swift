@@ -106,17 +106,6 @@ public enum HeaderRewriter {
         }
     }
 
-    /// Removes the identity headers and their look-alikes: CGI-style servers (WSGI, Rack, PHP)
-    /// read `X_Auth_Subject` as `X-Auth-Subject`, so both spellings go.
-    static func removeIdentityHeaders(_ names: [String], from headers: inout HTTPHeaders) {
-        guard !names.isEmpty else { return }
-        var doomed: [String] = []
-        for (name, _) in headers where names.contains(where: { Self.sameCGIName($0, name) }) {
-            doomed.append(name)
-        }
-        for name in doomed { headers.remove(name: name) }
-    }
-
     /// Case-insensitive equality that also takes `_` for `-`, without allocating.
     static func sameCGIName(_ a: String, _ b: String) -> Bool {
         guard a.utf8.count == b.utf8.count else { return false }

@@ -31,9 +31,6 @@ final class UpstreamConnectionPool {
         self.maximumIdlePerUpstream = maximumIdlePerUpstream
     }
 
-    /// The number of idle connections, for tests and metrics.
-    var idleCount: Int { self.idle.values.reduce(0) { $0 + $1.connections.count } }
-
     /// Hands out an idle connection to `upstream` (most recently used first), or opens one.
     /// `reused` tells the caller whether the connection served a request before.
     func lease(

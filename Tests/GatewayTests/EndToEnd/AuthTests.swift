@@ -94,6 +94,16 @@ extension EndToEnd {
                 #expect(second.status == 200, "\(second)")
                 #expect(try second.echo().values("x-auth-subject") == ["robert"])
                 #expect(env.upstreamRequests == 2)
+                // On one connection (one event loop, one cache), the same token again comes from
+                // the verified-token cache, with the same identity.
+                let before = await env.server.tokenCacheStats()
+                let client = try await env.connect()
+                for _ in 0..<2 {
+                    try await client.send(httpRequest("GET", "/orders/3", headers: [bearer(hs)]))
+                    #expect(try await client.readResponse().echo().values("x-auth-subject") == ["alice"])
+                }
+                let after = await env.server.tokenCacheStats()
+                #expect(after.hits - before.hits >= 1)
             }
         }
 
