@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Verified tokens of one event loop, so a token seen before costs a hash and a compare instead
 /// of base64, JSON and a signature check. Loop-confined: no lock.
 ///
@@ -35,12 +43,12 @@ public final class TokenCache {
 
     /// The entry for `token` if it is still good at `now` under key `generation`.
     public func lookup(_ token: Substring, generation: Int, now: Double) -> Entry? {
-        let key = token.hashValue
+        let key = Self.key(token)
         guard let entry = self.entries[key] else {
             self.stats.misses += 1
             return nil
         }
-        guard entry.token.utf8.elementsEqual(token.utf8), entry.generation == generation else {
+        guard Self.sameBytes(entry.token, token), entry.generation == generation else {
             self.stats.misses += 1
             return nil
         }
@@ -71,13 +79,33 @@ public final class TokenCache {
             // as a random one, at no bookkeeping cost.
             self.remove(victim)
         }
-        let key = token.hashValue
+        let key = Self.key(token)
         self.remove(key)
         self.entries[key] = Entry(
             token: String(token), verified: verified, identity: identity, subject: subject, generation: generation,
             notBefore: verified.claims["nbf"]?.doubleValue, skew: skew)
         self.stats.bytes += size
         self.stats.entries = self.entries.count
+    }
+
+    /// The dictionary key: a hash of the token's bytes in one pass over contiguous memory (the
+    /// per-process seed of `Hasher` keeps it unpredictable to clients).
+    static func key(_ token: Substring) -> Int {
+        var hasher = Hasher()
+        let hashed: Void? = token.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if hashed == nil { hasher.combine(token) }
+        return hasher.finalize()
+    }
+
+    /// Byte equality of the stored token and the presented one, compared as memory.
+    static func sameBytes(_ stored: String, _ token: Substring) -> Bool {
+        let result: Bool?? = stored.utf8.withContiguousStorageIfAvailable { a in
+            token.utf8.withContiguousStorageIfAvailable { b in
+                a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+            }
+        }
+        if let result, let result { return result }
+        return stored.utf8.elementsEqual(token.utf8)
     }
 
     private func remove(_ key: Int) {

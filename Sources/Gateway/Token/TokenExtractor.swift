@@ -87,8 +87,13 @@ public struct TokenExtractor: Sendable {
 
     /// token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     static func isToken68(_ s: Substring) -> Bool {
+        if let result = s.utf8.withContiguousStorageIfAvailable({ Self.isToken68(bytes: $0) }) { return result }
+        return Self.isToken68(bytes: Array(s.utf8))
+    }
+
+    private static func isToken68<Bytes: Sequence<UInt8>>(bytes: Bytes) -> Bool {
         var seenEquals = false
-        for byte in s.utf8 {
+        for byte in bytes {
             switch byte {
             case UInt8(ascii: "="): seenEquals = true
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
