@@ -15,13 +15,8 @@ public struct TokenVerifier: Sendable {
     public func verify(
         _ token: some StringProtocol, providerIndices: [Int]? = nil, now: Double
     ) -> Result<VerifiedToken, AuthFailure> {
-        if let result = token.utf8.withContiguousStorageIfAvailable({ buffer in
-            self.verify(bytes: UnsafeRawBufferPointer(buffer), providerIndices: providerIndices, now: now)
-        }) {
-            return result
-        }
-        let copy = Array(token.utf8)
-        return copy.withUnsafeBytes { self.verify(bytes: $0, providerIndices: providerIndices, now: now) }
+        var candidates: [Int] = []
+        return self.verify(token, providerIndices: providerIndices, now: now, candidates: &candidates)
     }
 
     /// Verifies a token given as its ASCII bytes.
@@ -56,17 +51,23 @@ public struct TokenVerifier: Sendable {
     func verify(
         bytes token: UnsafeRawBufferPointer, providerIndices: [Int]?, now: Double, candidates: inout [Int]
     ) -> Result<VerifiedToken, AuthFailure> {
-        // Structure: exactly three segments.
-        var dots: [Int] = []
+        // Structure: exactly three segments (found without allocating).
+        var firstDot: Int?
+        var secondDot: Int?
         for index in token.indices where token[index] == UInt8(ascii: ".") {
-            dots.append(index)
-            if dots.count > 2 { return .failure(.malformed("not three segments")) }
+            if firstDot == nil {
+                firstDot = index
+            } else if secondDot == nil {
+                secondDot = index
+            } else {
+                return .failure(.malformed("not three segments"))
+            }
         }
-        guard dots.count == 2 else { return .failure(.malformed("not three segments")) }
-        let headerSegment = UnsafeRawBufferPointer(rebasing: token[..<dots[0]])
-        let payloadSegment = UnsafeRawBufferPointer(rebasing: token[(dots[0] + 1)..<dots[1]])
-        let signatureSegment = UnsafeRawBufferPointer(rebasing: token[(dots[1] + 1)...])
-        let signingInput = UnsafeRawBufferPointer(rebasing: token[..<dots[1]])
+        guard let firstDot, let secondDot else { return .failure(.malformed("not three segments")) }
+        let headerSegment = UnsafeRawBufferPointer(rebasing: token[..<firstDot])
+        let payloadSegment = UnsafeRawBufferPointer(rebasing: token[(firstDot + 1)..<secondDot])
+        let signatureSegment = UnsafeRawBufferPointer(rebasing: token[(secondDot + 1)...])
+        let signingInput = UnsafeRawBufferPointer(rebasing: token[..<secondDot])
 
         // Header.
         guard let headerBytes = Base64URL.decode(headerSegment) else {
