@@ -41,7 +41,7 @@ struct Demo: AsyncParsableCommand {
         let expired = try token("alice", role: "user", exp: now - 3600)
 
         try await runGateway(config: config, listen: nil, runtime: self.runtime, logger: logger) { address in
-            let base = "http://\(self.listen)"
+            let base = "http://\(address.hostAndPort)"  // the bound address: --listen may say port 0
             Output.out(
                 """
 

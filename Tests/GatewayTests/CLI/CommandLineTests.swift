@@ -250,3 +250,59 @@ struct KeysAndExplainCommandTests {
         #expect(expired.stdout.contains("verdict: 401 Unauthorized (expired)"))
     }
 }
+
+@Suite("Command line: demo")
+struct DemoCommandTests {
+    @Test("demo prints working curl commands: 200, 401, 403, and exits 0 on SIGTERM")
+    func demo() async throws {
+        let demo = Process()
+        demo.executableURL = CommandLineTests.binDirectory.appendingPathComponent("authgate")
+        demo.arguments = ["demo", "--listen", "127.0.0.1:0", "--log-level", "warning"]
+        let out = Pipe()
+        demo.standardOutput = out
+        try demo.run()
+        defer { if demo.isRunning { demo.terminate() } }
+        // Read until the last line of the banner.
+        var text = ""
+        let deadline = Date().addingTimeInterval(20)
+        while !text.contains("Ctrl-C stops the demo.") && Date() < deadline {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        func value(_ name: String) throws -> String {
+            let line = try #require(text.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(name + "=") })
+            return String(line.trimmingCharacters(in: .whitespaces).dropFirst(name.count + 1))
+        }
+        let base = try #require(text.firstMatch(of: /curl -i (http:\/\/127\.0\.0\.1:\d+)\/healthz/)).1
+        let alice = try value("ALICE"), admin = try value("ADMIN"), expired = try value("EXPIRED")
+        func status(_ arguments: [String]) throws -> String {
+            try CommandLineTests.runCurl(arguments + ["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        }
+        #expect(try status(["\(base)/healthz"]) == "200")
+        #expect(try status(["\(base)/orders"]) == "401")
+        #expect(try status(["-H", "Authorization: Bearer \(alice)", "\(base)/orders"]) == "200")
+        #expect(try status(["-H", "Authorization: Bearer \(expired)", "\(base)/orders"]) == "401")
+        #expect(try status(["-H", "Authorization: Bearer \(alice)", "\(base)/admin"]) == "403")
+        #expect(try status(["--cookie", "access_token=\(admin)", "\(base)/admin/users"]) == "200")
+        demo.terminate()
+        demo.waitUntilExit()
+        #expect(demo.terminationReason == .exit)
+        #expect(demo.terminationStatus == 0)
+    }
+}
+
+extension CommandLineTests {
+    /// Runs curl with `arguments` (bounded) and returns its standard output.
+    static func runCurl(_ arguments: [String]) throws -> String {
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        curl.arguments = ["curl", "--max-time", "10"] + arguments
+        let pipe = Pipe()
+        curl.standardOutput = pipe
+        try curl.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        curl.waitUntilExit()
+        return output
+    }
+}
