@@ -129,6 +129,7 @@ let configText = """
     {"providers": [{"name": "p", "issuer": "https://issuer.test", "audiences": ["orders"],
                     "keys": [{"kid": "hs-1", "alg": "HS256", "secret_env": "SECRET"}]}],
      "identity_headers": {"sub": "X-Auth-Subject", "role": "X-Auth-Role"},
+     "admin_listen": null, "access_log": {"path": "/dev/null"},
      "routes": [{"path_prefix": "/open", "upstream": "http://127.0.0.1:\(upstreamPort)", "auth": "none"},
                 {"path_prefix": "/", "upstream": "http://127.0.0.1:\(upstreamPort)"}]}
     """

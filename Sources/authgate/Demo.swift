@@ -77,6 +77,7 @@ struct Demo: AsyncParsableCommand {
         """
         {
           "listen": "\(listen)",
+          "admin_listen": null,
           "providers": [{
             "name": "demo",
             "issuer": "https://demo.authgate.local",

@@ -45,7 +45,8 @@ struct RuntimeOptions: ParsableArguments {
     }
 }
 
-/// `authgate serve`: runs the gateway until SIGINT/SIGTERM, then drains and exits 0.
+/// `authgate serve`: runs the gateway until SIGINT/SIGTERM, then drains and exits 0. SIGHUP
+/// reloads the configuration file.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the gateway.")
 
@@ -55,11 +56,17 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Listen on HOST:PORT instead of the configuration's `listen`.")
     var listen: String?
 
+    @Option(name: .long, help: "Serve /healthz, /readyz and /metrics on HOST:PORT instead of `admin_listen`.")
+    var adminListen: String?
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
         if let listen = self.listen, ListenAddress.parse(listen) == nil {
             throw ValidationError("--listen \(listen) is not HOST:PORT")
+        }
+        if let admin = self.adminListen, ListenAddress.parse(admin) == nil {
+            throw ValidationError("--admin-listen \(admin) is not HOST:PORT")
         }
     }
 
@@ -69,15 +76,21 @@ struct Serve: AsyncParsableCommand {
         for skipped in config.skippedKeys {
             logger.warning("skipped unusable key", metadata: ["key": "\(skipped)"])
         }
+        let path = self.config
         try await runGateway(
-            config: config, listen: self.listen.flatMap(ListenAddress.parse), runtime: self.runtime, logger: logger
+            config: config, listen: self.listen.flatMap(ListenAddress.parse),
+            adminListen: self.adminListen.flatMap(ListenAddress.parse), runtime: self.runtime, logger: logger,
+            reload: { try ConfigLoader.load(path: path) }
         ) { _ in }
     }
 }
 
 /// Starts a gateway, calls `started` with its bound address, waits for SIGINT/SIGTERM, drains.
+/// On SIGHUP, `reload` (when given) loads the configuration again; a configuration that fails
+/// validation is logged and the running one kept.
 func runGateway(
-    config: GatewayConfig, listen: ListenAddress?, runtime: RuntimeOptions, logger: Logger,
+    config: GatewayConfig, listen: ListenAddress?, adminListen: ListenAddress? = nil, runtime: RuntimeOptions,
+    logger: Logger, reload: (@Sendable () throws -> GatewayConfig)? = nil,
     started: (SocketAddress) async throws -> Void
 ) async throws {
     let signals = SignalWaiter()
@@ -87,19 +100,55 @@ func runGateway(
     var server: GatewayServer? = try GatewayServer(config: config, group: group, logger: logger)
     let address: SocketAddress
     do {
-        address = try await server!.start(listen: listen)
+        address = try await server!.start(listen: listen, adminListen: adminListen)
     } catch {
         server = nil
         try? await group.shutdownGracefully()
         throw CLIFailure("cannot listen on \(listen ?? config.listen): \(error)")
     }
     try await started(address)
-    let signal = await signals.next()
+    var signal = await signals.next()
+    while signal == SIGHUP {
+        if let reload, let server {
+            await reloadGateway(server, load: reload, logger: logger)
+        } else {
+            logger.notice("SIGHUP ignored: nothing to reload")
+        }
+        signal = await signals.next()
+    }
     logger.info("shutting down", metadata: ["signal": "\(signal == SIGINT ? "SIGINT" : "SIGTERM")"])
     await server?.shutdown(drainTimeout: .nanoseconds(Int64(runtime.drainSeconds * 1e9)))
     server = nil
     try? await group.shutdownGracefully()
     logger.info("stopped")
+}
+
+/// Loads and applies a configuration; logs every problem of one that does not validate.
+func reloadGateway(_ server: GatewayServer, load: () throws -> GatewayConfig, logger: Logger) async {
+    let config: GatewayConfig
+    do {
+        config = try load()
+    } catch let error as ConfigError {
+        server.recordFailedReload()
+        for issue in error.issues {
+            logger.error("reload rejected; keeping the running configuration", metadata: ["problem": "\(issue)"])
+        }
+        return
+    } catch {
+        server.recordFailedReload()
+        logger.error("reload rejected; keeping the running configuration", metadata: ["problem": "\(error)"])
+        return
+    }
+    do {
+        let notes = try await server.reload(config)
+        for note in notes { logger.warning("reload: setting needs a restart", metadata: ["note": "\(note)"]) }
+        for skipped in config.skippedKeys { logger.warning("skipped unusable key", metadata: ["key": "\(skipped)"]) }
+        logger.info(
+            "configuration reloaded",
+            metadata: ["routes": "\(config.routes.count)", "providers": "\(config.providers.count)"])
+    } catch {
+        logger.error("reload rejected; keeping the running configuration", metadata: ["problem": "\(error)"])
+    }
 }
 
 /// The cores this process may run on: its CPU affinity (taskset, `docker --cpuset-cpus`), not
@@ -119,7 +168,7 @@ func usableCores() -> Int {
     return System.coreCount
 }
 
-/// Delivers SIGINT and SIGTERM as async events instead of killing the process.
+/// Delivers SIGINT, SIGTERM and SIGHUP as async events instead of killing the process.
 final class SignalWaiter {
     private let stream: AsyncStream<Int32>
     private let sources: [any DispatchSourceSignal]
@@ -127,7 +176,7 @@ final class SignalWaiter {
     init() {
         let (stream, continuation) = AsyncStream<Int32>.makeStream()
         self.stream = stream
-        self.sources = [SIGINT, SIGTERM].map { number in
+        self.sources = [SIGINT, SIGTERM, SIGHUP].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { continuation.yield(number) }

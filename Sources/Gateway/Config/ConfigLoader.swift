@@ -146,6 +146,7 @@ private struct Reader {
     mutating func gateway(_ document: JSONValue) -> GatewayConfig? {
         let fields: Set<String> = [
             "listen", "providers", "token", "identity_headers", "forward_token", "timeouts", "limits", "routes",
+            "admin_listen", "access_log", "request_id",
         ]
         guard let root = self.object(document, "", allowed: fields) else { return nil }
 
@@ -264,10 +265,55 @@ private struct Reader {
             self.issue("providers", "routes require authentication but no provider is configured")
         }
 
-        return GatewayConfig(
+        var config = GatewayConfig(
             listen: listen, providers: providers, token: token, identityHeaders: identityHeaders,
             forwardToken: forwardToken, timeouts: timeouts, limits: limits, routes: routes,
             skippedKeys: self.skippedKeys)
+        self.operations(root, into: &config)
+        return config
+    }
+
+    /// `admin_listen`, `access_log` and `request_id`.
+    mutating func operations(_ root: JSONObject, into config: inout GatewayConfig) {
+        if root["admin_listen"] == .null {
+            config.adminListen = nil
+        } else if let text = self.string(root, "admin_listen", "") {
+            if let parsed = ListenAddress.parse(text) {
+                config.adminListen = parsed
+                if parsed.host == config.listen.host && parsed.port == config.listen.port && parsed.port != 0 {
+                    self.issue("admin_listen", "\(JSONValue.quoted(text)) is the proxy's own `listen` address")
+                }
+            } else {
+                self.issue("admin_listen", "\(JSONValue.quoted(text)) is not HOST:PORT (use null to turn the admin listener off)")
+            }
+        }
+        if let value = root["access_log"], let object = self.object(value, "access_log", allowed: ["enabled", "path"]) {
+            config.accessLog.enabled = self.bool(object, "enabled", "access_log") ?? true
+            if let path = self.string(object, "path", "access_log") {
+                if path.isEmpty {
+                    self.issue("access_log.path", "is empty (leave it out to log to standard output)")
+                } else if path != "-" {
+                    config.accessLog.path = FileReader.resolve(path, relativeTo: self.loader.baseDirectory)
+                }
+            }
+        }
+        if let value = root["request_id"],
+            let object = self.object(value, "request_id", allowed: ["enabled", "header", "trust_incoming"])
+        {
+            config.requestID.enabled = self.bool(object, "enabled", "request_id") ?? true
+            config.requestID.trustIncoming = self.bool(object, "trust_incoming", "request_id") ?? true
+            if let header = self.string(object, "header", "request_id") {
+                if !HeaderRules.isValidName(header) {
+                    self.issue("request_id.header", "\(JSONValue.quoted(header)) is not a valid header name")
+                } else if HeaderRules.identityHeaderProblem(header, tokenHeader: config.token.header) != nil {
+                    self.issue("request_id.header", "\(JSONValue.quoted(header)) is managed by the gateway or carries the token")
+                } else if config.identityHeaders.contains(where: { HeaderRules.equalsIgnoringCase($0.header, header) }) {
+                    self.issue("request_id.header", "\(JSONValue.quoted(header)) is already an identity header")
+                } else {
+                    config.requestID.header = header
+                }
+            }
+        }
     }
 
     mutating func provider(_ value: JSONValue, _ path: String) -> Provider? {
@@ -441,7 +487,9 @@ private struct Reader {
 
     mutating func route(_ value: JSONValue, index: Int, providers: [Provider]) -> Route? {
         let path = "routes[\(index)]"
-        let fields: Set<String> = ["path_prefix", "upstream", "auth", "require_claims", "providers"]
+        let fields: Set<String> = [
+            "path_prefix", "upstream", "auth", "require_claims", "providers", "max_body_bytes", "timeouts",
+        ]
         guard let object = self.object(value, path, allowed: fields) else { return nil }
         var prefix = self.string(object, "path_prefix", path, required: true)
         if let raw = prefix {
@@ -507,8 +555,17 @@ private struct Reader {
             }
         }
         guard let prefix, let upstream else { return nil }
-        return Route(
+        var route = Route(
             pathPrefix: prefix, upstream: upstream, auth: auth, requireClaims: requireClaims,
             providerIndices: providerIndices, index: index)
+        route.maxBodyBytes = self.integer(object, "max_body_bytes", path, range: 0...(1 << 50))
+        if let value = object["timeouts"],
+            let timeouts = self.object(value, "\(path).timeouts", allowed: ["connect_seconds", "upstream_seconds"])
+        {
+            let range = 0.001...86_400.0
+            route.connectSeconds = self.number(timeouts, "connect_seconds", "\(path).timeouts", range: range)
+            route.upstreamSeconds = self.number(timeouts, "upstream_seconds", "\(path).timeouts", range: range)
+        }
+        return route
     }
 }

@@ -84,6 +84,33 @@ public struct Limits: Sendable, Equatable {
     public init() {}
 }
 
+/// Where the access log goes: one JSON line per request (`access_log`).
+public struct AccessLogSettings: Sendable, Equatable {
+    public var enabled = true
+    /// A file to append to; nil means standard output.
+    public var path: String?
+
+    public init(enabled: Bool = true, path: String? = nil) {
+        self.enabled = enabled
+        self.path = path
+    }
+}
+
+/// The request id header (`request_id`): taken from the client when valid, generated otherwise,
+/// forwarded upstream and returned to the client.
+public struct RequestIDSettings: Sendable, Equatable {
+    public var enabled = true
+    public var header = "X-Request-Id"
+    /// Keep a valid id sent by the client (a trusted edge in front); false always generates.
+    public var trustIncoming = true
+
+    public init(enabled: Bool = true, header: String = "X-Request-Id", trustIncoming: Bool = true) {
+        self.enabled = enabled
+        self.header = header
+        self.trustIncoming = trustIncoming
+    }
+}
+
 /// A complete, validated configuration: everything the gateway needs, keys already loaded.
 public struct GatewayConfig: Sendable {
     public var listen: ListenAddress
@@ -94,6 +121,10 @@ public struct GatewayConfig: Sendable {
     public var timeouts: Timeouts
     public var limits: Limits
     public var routes: [Route]
+    /// The admin listener (`/healthz`, `/readyz`, `/metrics`); nil turns it off.
+    public var adminListen: ListenAddress? = ListenAddress(host: "127.0.0.1", port: 9901)
+    public var accessLog = AccessLogSettings()
+    public var requestID = RequestIDSettings()
     /// Keys that were skipped while loading key sets, for the log (never fatal).
     public var skippedKeys: [String]
 

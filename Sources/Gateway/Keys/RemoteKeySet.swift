@@ -24,10 +24,12 @@ public final class RemoteKeySet: Sendable {
         var stopped = false
         var stats = Stats()
         var onUpdate: (@Sendable ([VerificationKey]) -> Void)?
+        /// The last set published (nil until the first successful fetch).
+        var keys: [VerificationKey]?
     }
 
     let providerName: String
-    private let source: RemoteKeySource
+    let source: RemoteKeySource
     private let fetcher: HTTPFetcher
     private let logger: Logger
     private let state: NIOLockedValueBox<State>
@@ -48,6 +50,9 @@ public final class RemoteKeySet: Sendable {
     }
 
     var stats: Stats { self.state.withLockedValue { $0.stats } }
+
+    /// The keys last published, nil before the first successful fetch.
+    var currentKeys: [VerificationKey]? { self.state.withLockedValue { $0.keys } }
 
     private static func monotonicSeconds() -> Double {
         Double(NIODeadline.now().uptimeNanoseconds) / 1e9
@@ -104,6 +109,7 @@ public final class RemoteKeySet: Sendable {
                 state.stats.lastError = nil
                 publish = state.onUpdate
                 keys = fetched.keys
+                state.keys = fetched.keys
                 return state.schedule.finished(success: true, maxAge: fetched.maxAge)
             case .failure(let error):
                 state.stats.failures += 1

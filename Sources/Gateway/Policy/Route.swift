@@ -81,6 +81,12 @@ public struct Route: Sendable {
     public let providerIndices: [Int]?
     /// The route's position in the configuration, for logs.
     public let index: Int
+    /// Overrides `limits.max_body_bytes` for this route.
+    public var maxBodyBytes: Int?
+    /// Overrides `timeouts.connect_seconds` for this route.
+    public var connectSeconds: Double?
+    /// Overrides `timeouts.upstream_seconds` for this route.
+    public var upstreamSeconds: Double?
 
     public init(
         pathPrefix: String, upstream: Upstream, auth: Auth, requireClaims: [(claim: String, values: [String])],

@@ -7,8 +7,56 @@ struct DownstreamSettings: Sendable {
     let planner: RequestPlanner
     let logger: Logger
     let upstreamTimeout: TimeAmount
+    let connectTimeout: TimeAmount
     let clientIdleTimeout: TimeAmount
     let maxBodyBytes: Int
+    /// Write a line per request to the access log.
+    let accessLog: Bool
+    /// The request id header returned to clients; nil when request ids are off.
+    let requestIDHeader: String?
+
+    func upstreamTimeout(for route: Route) -> TimeAmount {
+        route.upstreamSeconds.map { .fromSeconds($0) } ?? self.upstreamTimeout
+    }
+
+    func connectTimeout(for route: Route) -> TimeAmount {
+        route.connectSeconds.map { .fromSeconds($0) } ?? self.connectTimeout
+    }
+
+    func maxBodyBytes(for route: Route) -> Int {
+        route.maxBodyBytes ?? self.maxBodyBytes
+    }
+}
+
+/// What the access log and the metrics record about the request in progress.
+struct RequestTrace {
+    let started: NIODeadline
+    let time: Double
+    let method: HTTPMethod
+    var path: String
+    var route: Route?
+    var requestID: String?
+    var decision = Decision.allowed
+    var reason: String?
+    var subject: String?
+    var upstream: Upstream?
+    /// When the request head was handed to the upstream connection.
+    var forwarded: NIODeadline?
+    var upstreamSeconds: Double?
+    var status = 0
+    /// When the response head was written to the client.
+    var responded: NIODeadline?
+    var requestBytes = 0
+    var responseBytes = 0
+
+    init(method: HTTPMethod) {
+        self.started = .now()
+        self.time = WallClock.now()
+        self.method = method
+        self.path = ""
+    }
+
+    var routeLabel: String { self.route?.pathPrefix ?? "none" }
 }
 
 /// One client connection: decides each request with `RequestPlanner`, answers locally or streams
@@ -69,10 +117,17 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         case closing
     }
 
-    private let settings: DownstreamSettings
+    private let runtimes: RuntimeBox
+    /// The runtime this connection's current request is decided with; refreshed between
+    /// requests when a reload published a new one.
+    private var runtime: GatewayRuntime
+    private var settings: DownstreamSettings
+    private let resources: LoopResources
     private let pool: UpstreamConnectionPool
     private let tokenCache: TokenCache?
     private var state: State = .idle
+    /// The request in progress, for the access log and metrics.
+    private var trace: RequestTrace?
     private var context: ChannelHandlerContext?
     private var clientAddress: String?
     private var pendingRead = false
@@ -84,10 +139,13 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     /// Last time the client sent something (or an exchange ended).
     private var lastClientActivity = NIODeadline.now()
 
-    init(settings: DownstreamSettings, pool: UpstreamConnectionPool, tokenCache: TokenCache?) {
-        self.settings = settings
-        self.pool = pool
-        self.tokenCache = tokenCache
+    init(runtimes: RuntimeBox, resources: LoopResources) {
+        self.runtimes = runtimes
+        self.runtime = runtimes.runtime
+        self.settings = self.runtime.settings
+        self.resources = resources
+        self.pool = resources.pool
+        self.tokenCache = resources.tokenCache
     }
 
     var downstreamIsWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -97,14 +155,23 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.clientAddress = context.channel.remoteAddress?.ipAddress
-        if context.channel.isActive { self.startIdleTimer() }
-
+        if context.channel.isActive { self.connectionStarted() }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        self.clientAddress = context.channel.remoteAddress?.ipAddress
-        self.startIdleTimer()
+        self.connectionStarted()
         context.fireChannelActive()
+    }
+
+    private var counted = false
+
+    private func connectionStarted() {
+        self.clientAddress = self.context?.channel.remoteAddress?.ipAddress
+        if !self.counted {
+            self.counted = true
+            self.resources.metrics.connectionOpened()
+        }
+        self.startIdleTimer()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -164,6 +231,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             self.settings.logger.debug("rejected malformed request", metadata: ["error": "\(parserError)"])
             if self.canStartResponse {
                 self.abandonExchange()
+                if self.trace == nil { self.trace = RequestTrace(method: .RAW(value: "-")) }
+                self.trace?.decision = .rejected
+                self.trace?.reason = parserError == .headerOverflow ? "headers_too_large" : "malformed_request"
                 self.answer(response, version: .http1_1, keepAlive: false, context: context)
             }
         } else {
@@ -183,6 +253,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             return
         }
         self.lastClientActivity = .now()
+        if self.runtimes.epoch != self.runtime.epoch {
+            self.runtime = self.runtimes.runtime
+            self.settings = self.runtime.settings
+        }
+        self.trace = RequestTrace(method: head.method)
         self.dispatch(head, allowKeyRefresh: true, context: context)
     }
 
@@ -194,18 +269,28 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         _ head: HTTPRequestHead, allowKeyRefresh: Bool, requestEnded: Bool = false, context: ChannelHandlerContext
     ) {
         let keepAlive = head.isKeepAlive
+        var planContext = PlanContext(generator: self.resources.requestIDs)
         let plan = self.settings.planner.plan(
             head, clientAddress: self.clientAddress, now: WallClock.now(), allowKeyRefresh: allowKeyRefresh,
-            cache: self.tokenCache)
+            cache: self.tokenCache, context: &planContext)
+        if self.trace != nil {
+            self.trace?.route = planContext.route
+            self.trace?.path = planContext.path ?? AccessLogRecord.rawPath(of: head.uri)
+            self.trace?.requestID = planContext.requestID
+        }
         switch plan {
         case .respond(let response, let reason):
             self.settings.logger.debug(
                 "answered locally",
                 metadata: ["status": "\(response.status.code)", "reason": "\(reason)", "method": "\(head.method)"])
+            self.trace?.decision = Decision.of(reason: reason, status: Int(response.status.code))
+            self.trace?.reason = reason
             self.state = requestEnded ? .idle : .answered
             self.answer(response, version: head.version, keepAlive: keepAlive, context: context)
             if requestEnded, case .idle = self.state { self.startIdleTimer() }
         case .forward(let plan):
+            self.trace?.subject = plan.subject
+            self.trace?.upstream = plan.upstream
             let exchange = Exchange(
                 plan: plan, requestVersion: head.version, requestKeepAlive: keepAlive && !plan.closeConnection)
             self.state = .proxying(exchange)
@@ -252,9 +337,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         guard case .proxying(let exchange) = self.state else { return }  // answered or closing: discard
         self.lastClientActivity = .now()
         exchange.requestBodyBytes += buffer.readableBytes
-        if exchange.requestBodyBytes > self.settings.maxBodyBytes {
-            self.settings.logger.debug("request body over the limit", metadata: ["limit": "\(self.settings.maxBodyBytes)"])
-            self.fail(exchange, with: .payloadTooLarge, context: context)
+        self.trace?.requestBytes = exchange.requestBodyBytes
+        let limit = self.settings.maxBodyBytes(for: exchange.plan.route)
+        if exchange.requestBodyBytes > limit {
+            self.settings.logger.debug("request body over the limit", metadata: ["limit": "\(limit)"])
+            self.fail(exchange, with: .payloadTooLarge, reason: "body_too_large", context: context)
             return
         }
         self.send(.body(.byteBuffer(buffer)), exchange: exchange)
@@ -294,7 +381,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
 
     private func connect(_ exchange: Exchange, allowReuse: Bool) {
         exchange.attempts += 1
-        self.pool.lease(exchange.plan.upstream, allowReuse: allowReuse) { [self] result in
+        let timeout = self.settings.connectTimeout(for: exchange.plan.route)
+        self.pool.lease(exchange.plan.upstream, allowReuse: allowReuse, connectTimeout: timeout) { [self] result in
             guard case .proxying(let current) = self.state, current === exchange, let context = self.context else {
                 // The client went away or the exchange failed meanwhile.
                 if case .success(let lease) = result { lease.connection.close() }
@@ -309,7 +397,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
                     metadata: ["upstream": "\(exchange.plan.upstream)", "error": "\(error)"])
                 let timedOut: Bool
                 if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }
-                self.fail(exchange, with: timedOut ? .gatewayTimeout : .badGateway, context: context)
+                self.resources.metrics.countUpstreamError(
+                    upstream: "\(exchange.plan.upstream)", kind: timedOut ? "connect_timeout" : "connect")
+                self.fail(
+                    exchange, with: timedOut ? .gatewayTimeout : .badGateway,
+                    reason: timedOut ? "upstream_connect_timeout" : "upstream_unreachable", context: context)
             }
         }
     }
@@ -318,6 +410,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         exchange.connection = connection
         exchange.reused = reused
         connection.delegate = self
+        self.trace?.forwarded = .now()
         connection.write(.head(exchange.plan.head))
         for part in exchange.buffered {
             if case .body = part { exchange.sentBodyUpstream = true }
@@ -339,7 +432,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     /// until its response head arrives; a long upload does not eat into it.
     private func armResponseTimer(_ exchange: Exchange, context: ChannelHandlerContext) {
         guard exchange.responseDeadline == nil, !exchange.responseHeadSent else { return }
-        let deadline = NIODeadline.now() + self.settings.upstreamTimeout
+        let deadline = NIODeadline.now() + self.settings.upstreamTimeout(for: exchange.plan.route)
         exchange.responseDeadline = deadline
         self.ensureWatchdog(by: deadline, context: context)
     }
@@ -351,11 +444,17 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             exchange.responseDeadline = nil
             exchange.upstreamKeepAlive = upstreamHead.isKeepAlive
             let (head, close) = HeaderRewriter.responseHead(
-                upstreamHead, requestVersion: exchange.requestVersion, requestKeepAlive: exchange.requestKeepAlive)
+                upstreamHead, requestVersion: exchange.requestVersion, requestKeepAlive: exchange.requestKeepAlive,
+                requestID: self.requestIDHeader)
             exchange.closeAfterResponse = close
             exchange.responseHeadSent = true
+            if let forwarded = self.trace?.forwarded {
+                self.trace?.upstreamSeconds = Double((NIODeadline.now() - forwarded).nanoseconds) / 1e9
+            }
+            self.traceResponse(status: head.status)
             context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
         case .body(let buffer):
+            self.trace?.responseBytes += buffer.readableBytes
             context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             self.finishResponse(exchange, trailers: trailers, context: context)
@@ -378,6 +477,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         exchange.responseDeadline = nil
         if exchange.responseHeadSent {
             // Mid-response: there is no way to signal the failure but to cut the client off too.
+            self.resources.metrics.countUpstreamError(upstream: "\(exchange.plan.upstream)", kind: "closed")
+            self.trace?.reason = "upstream_closed_mid_response"
             self.state = .closing
             context.close(promise: nil)
             return
@@ -393,7 +494,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         self.settings.logger.warning(
             "upstream closed before responding",
             metadata: ["upstream": "\(exchange.plan.upstream)", "error": "\(error.map { "\($0)" } ?? "eof")"])
-        self.fail(exchange, with: .badGateway, context: context)
+        self.resources.metrics.countUpstreamError(upstream: "\(exchange.plan.upstream)", kind: "closed")
+        self.fail(exchange, with: .badGateway, reason: "upstream_closed", context: context)
     }
 
     private func finishResponse(_ exchange: Exchange, trailers: HTTPHeaders?, context: ChannelHandlerContext) {
@@ -411,6 +513,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         let close = exchange.closeAfterResponse || !exchange.requestEnded
         self.state = close ? .closing : .idle
         let written = context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)))
+        self.finishTrace()
         if close {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
@@ -423,8 +526,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     }
 
     /// Ends an exchange that has not sent a response head with a local error response.
-    private func fail(_ exchange: Exchange, with response: LocalResponse, context: ChannelHandlerContext) {
+    private func fail(_ exchange: Exchange, with response: LocalResponse, reason: String, context: ChannelHandlerContext) {
         exchange.responseDeadline = nil
+        self.trace?.reason = reason
         if let connection = exchange.connection {
             exchange.connection = nil
             connection.close()
@@ -445,6 +549,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
 
     // MARK: Helpers
 
+    /// The request id header and value to return with the response, if any.
+    private var requestIDHeader: (name: String, value: String)? {
+        guard let header = self.settings.requestIDHeader, let id = self.trace?.requestID else { return nil }
+        return (header, id)
+    }
+
     private var canStartResponse: Bool {
         switch self.state {
         case .idle, .awaitingKeys: true
@@ -463,11 +573,18 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     /// Writes a complete local response; closes afterwards unless `keepAlive` and the response allow.
     private func answer(_ response: LocalResponse, version: HTTPVersion, keepAlive: Bool, context: ChannelHandlerContext) {
         let keep = keepAlive && !response.close
-        context.write(Self.wrapOutboundOut(.head(response.head(version: version, keepAlive: keep))), promise: nil)
+        var head = response.head(version: version, keepAlive: keep)
+        if let header = self.settings.requestIDHeader, let id = self.trace?.requestID {
+            head.headers.replaceOrAdd(name: header, value: id)
+        }
+        self.traceResponse(status: head.status)
+        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
         var body = context.channel.allocator.buffer(capacity: response.body.utf8.count)
         body.writeString(response.body)
+        self.trace?.responseBytes += body.readableBytes
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let written = context.writeAndFlush(Self.wrapOutboundOut(.end(nil)))
+        self.finishTrace()
         if !keep {
             self.state = .closing
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
@@ -510,7 +627,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         case .proxying(let exchange) where !exchange.requestEnded:
             if now >= idleDeadline {
                 self.settings.logger.debug("client stalled while sending the request body")
-                self.fail(exchange, with: .requestTimeout, context: context)
+                self.fail(exchange, with: .requestTimeout, reason: "client_body_timeout", context: context)
             } else {
                 self.ensureWatchdog(by: idleDeadline, context: context)
             }
@@ -518,7 +635,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             guard let responseDeadline = exchange.responseDeadline else { return }  // streaming a response
             if now >= responseDeadline {
                 self.settings.logger.warning("upstream timed out", metadata: ["upstream": "\(exchange.plan.upstream)"])
-                self.fail(exchange, with: .gatewayTimeout, context: context)
+                self.resources.metrics.countUpstreamError(upstream: "\(exchange.plan.upstream)", kind: "timeout")
+                self.fail(exchange, with: .gatewayTimeout, reason: "upstream_timeout", context: context)
             } else {
                 self.ensureWatchdog(by: responseDeadline, context: context)
             }
@@ -537,6 +655,53 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         self.cancelWatchdog()
         self.abandonExchange()
         self.state = .closing
+        if self.trace != nil {
+            // The connection ended mid-request: 499 (nginx's "client closed") unless a status
+            // was already sent.
+            if self.trace?.status == 0 {
+                let reason = self.trace?.reason ?? "client_closed"
+                self.trace?.status = 499
+                self.trace?.reason = reason
+            }
+            self.finishTrace()
+        }
+        if self.counted {
+            self.counted = false
+            self.resources.metrics.connectionClosed()
+        }
+    }
+
+    // MARK: Access log and metrics
+
+    /// Records the finished request in the metrics and the access log.
+    private func finishTrace() {
+        guard let trace = self.trace else { return }
+        self.trace = nil
+        let metrics = self.resources.metrics
+        let route = trace.routeLabel
+        metrics.countRequest(route: route, status: trace.status, decision: trace.decision, reason: trace.reason ?? "")
+        metrics.countBodyBytes(request: trace.requestBytes, response: trace.responseBytes)
+        if let upstream = trace.upstreamSeconds { metrics.observeUpstream(route: route, seconds: upstream) }
+        if let responded = trace.responded {
+            let total = Double((responded - trace.started).nanoseconds) / 1e9
+            metrics.observeGateway(seconds: total - (trace.upstreamSeconds ?? 0))
+        }
+        guard self.settings.accessLog else { return }
+        let duration = Double((NIODeadline.now() - trace.started).nanoseconds) / 1e9
+        self.resources.log(
+            AccessLogRecord(
+                time: trace.time, requestID: trace.requestID, method: trace.method.rawValue, path: trace.path,
+                route: trace.route?.pathPrefix, status: trace.status, decision: trace.decision, reason: trace.reason,
+                subject: trace.subject, upstream: trace.upstream.map { self.resources.label(for: $0) }, client: self.clientAddress,
+                durationSeconds: duration, upstreamSeconds: trace.upstreamSeconds, requestBytes: trace.requestBytes,
+                responseBytes: trace.responseBytes))
+    }
+
+    /// Notes the status of a response whose head is being written.
+    private func traceResponse(status: HTTPResponseStatus) {
+        guard self.trace != nil else { return }
+        self.trace?.status = Int(status.code)
+        self.trace?.responded = .now()
     }
 }
 

@@ -4,52 +4,116 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import Synchronization
+
+/// Everything requests are decided with. Immutable; a reload replaces it whole, and each
+/// connection picks up the new one at its next request.
+final class GatewayRuntime: Sendable {
+    let config: GatewayConfig
+    let keys: KeyRegistry
+    let settings: DownstreamSettings
+    /// Increases with every reload.
+    let epoch: Int
+    /// Unix time the configuration was loaded.
+    let loadedAt: Double
+
+    init(config: GatewayConfig, keys: KeyRegistry, logger: Logger, epoch: Int) {
+        self.config = config
+        self.keys = keys
+        self.epoch = epoch
+        self.loadedAt = WallClock.now()
+        self.settings = DownstreamSettings(
+            planner: RequestPlanner(config: config, keys: keys),
+            logger: logger,
+            upstreamTimeout: .fromSeconds(config.timeouts.upstreamSeconds),
+            connectTimeout: .fromSeconds(config.timeouts.connectSeconds),
+            clientIdleTimeout: .fromSeconds(config.timeouts.clientIdleSeconds),
+            maxBodyBytes: config.limits.maxBodyBytes,
+            accessLog: config.accessLog.enabled,
+            requestIDHeader: config.requestID.enabled ? config.requestID.header : nil)
+    }
+}
+
+/// The runtime in use, readable from any event loop: one atomic load per request tells a
+/// connection whether its copy is still current.
+final class RuntimeBox: Sendable {
+    private let current: NIOLockedValueBox<GatewayRuntime>
+    private let currentEpoch: Synchronization.Atomic<Int>
+
+    init(_ runtime: GatewayRuntime) {
+        self.current = NIOLockedValueBox(runtime)
+        self.currentEpoch = Synchronization.Atomic(runtime.epoch)
+    }
+
+    var epoch: Int { self.currentEpoch.load(ordering: .acquiring) }
+    var runtime: GatewayRuntime { self.current.withLockedValue { $0 } }
+
+    func replace(with runtime: GatewayRuntime) {
+        self.current.withLockedValue { $0 = runtime }
+        self.currentEpoch.store(runtime.epoch, ordering: .releasing)
+    }
+}
+
+extension TimeAmount {
+    static func fromSeconds(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
+}
 
 /// The gateway's listener: accepts client connections, builds their pipelines, and drains them
-/// on shutdown.
+/// on shutdown. Also runs the admin listener and applies reloads.
 public final class GatewayServer: Sendable {
-    private let config: GatewayConfig
+    private let runtimes: RuntimeBox
     private let group: any EventLoopGroup
     private let logger: Logger
     private let quiesce: ServerQuiescingHelper
-    private let pools = PoolRegistry()
+    private let resources = LoopResourceRegistry()
     private let serverChannel = NIOLockedValueBox<(any Channel)?>(nil)
-    /// Every provider's keys; remote sets refresh in the background.
-    public let keys: KeyRegistry
+    private let adminChannel = NIOLockedValueBox<(any Channel)?>(nil)
+    private let draining = Synchronization.Atomic<Bool>(false)
+    private let reloads = NIOLockedValueBox((applied: 0, failed: 0))
+    /// Reloads run one at a time.
+    private let reloadLock = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    let accessLog: AccessLogSink
+
+    /// Every provider's keys (of the configuration in use); remote sets refresh in the background.
+    public var keys: KeyRegistry { self.runtimes.runtime.keys }
+
+    /// The configuration in use.
+    public var config: GatewayConfig { self.runtimes.runtime.config }
 
     /// - Throws: when a remote key source's CA file cannot be loaded.
     public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
-        self.config = config
         self.group = group
         self.logger = logger
         self.quiesce = ServerQuiescingHelper(group: group)
-        let remotes = config.providers.compactMap(\.remote)
-        var fetcher: HTTPFetcher?
-        if !remotes.isEmpty {
-            // One CA file per gateway: the first configured (validation requires them to agree).
-            fetcher = try HTTPFetcher(group: group, caFile: remotes.compactMap(\.caFile).first)
-        }
-        self.keys = KeyRegistry(providers: config.providers, fetcher: fetcher, logger: logger)
+        let keys = KeyRegistry(providers: config.providers, fetcher: try Self.fetcher(for: config, group: group), logger: logger)
+        self.runtimes = RuntimeBox(GatewayRuntime(config: config, keys: keys, logger: logger, epoch: 0))
+        self.accessLog = AccessLogSink(path: config.accessLog.path)
     }
 
-    /// Loads remote key sets (bounded by their timeouts), then binds the listener. Returns the
-    /// bound address (useful with port 0).
-    public func start(listen: ListenAddress? = nil) async throws -> SocketAddress {
-        let address = listen ?? self.config.listen
-        await self.keys.start()
-        let settings = DownstreamSettings(
-            planner: RequestPlanner(config: self.config, keys: self.keys),
-            logger: self.logger,
-            upstreamTimeout: .nanoseconds(Int64(self.config.timeouts.upstreamSeconds * 1e9)),
-            clientIdleTimeout: .nanoseconds(Int64(self.config.timeouts.clientIdleSeconds * 1e9)),
-            maxBodyBytes: self.config.limits.maxBodyBytes)
+    private static func fetcher(for config: GatewayConfig, group: any EventLoopGroup) throws -> HTTPFetcher? {
+        let remotes = config.providers.compactMap(\.remote)
+        guard !remotes.isEmpty else { return nil }
+        // One CA file per gateway: the first configured (validation requires them to agree).
+        return try HTTPFetcher(group: group, caFile: remotes.compactMap(\.caFile).first)
+    }
+
+    /// Loads remote key sets (bounded by their timeouts), then binds the listener and the admin
+    /// listener. Returns the proxy's bound address (useful with port 0).
+    /// - Parameters:
+    ///   - listen: overrides the configuration's `listen`.
+    ///   - adminListen: overrides `admin_listen`.
+    public func start(listen: ListenAddress? = nil, adminListen: ListenAddress? = nil) async throws -> SocketAddress {
+        let runtime = self.runtimes.runtime
+        let address = listen ?? runtime.config.listen
+        await runtime.keys.start()
         var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderFieldSize = self.config.limits.maxHeaderBytes
-        limits.maxHeaderListSize = self.config.limits.maxHeaderBytes
+        limits.maxHeaderFieldSize = runtime.config.limits.maxHeaderBytes
+        limits.maxHeaderListSize = runtime.config.limits.maxHeaderBytes
         let decoderLimits = limits
-        let pools = self.pools
-        let connectTimeout = TimeAmount.nanoseconds(Int64(self.config.timeouts.connectSeconds * 1e9))
-        let upstreamIdle = TimeAmount.nanoseconds(Int64(self.config.timeouts.upstreamIdleSeconds * 1e9))
+        let registry = self.resources
+        let runtimes = self.runtimes
+        let accessLog = self.accessLog
+        let upstreamIdle = TimeAmount.fromSeconds(runtime.config.timeouts.upstreamIdleSeconds)
         let quiesce = self.quiesce
 
         let channel = try await ServerBootstrap(group: self.group)
@@ -64,14 +128,13 @@ public final class GatewayServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let (pool, cache) = pools.resources(
-                        for: channel.eventLoop, connectTimeout: connectTimeout, idleTimeout: upstreamIdle)
+                    let resources = registry.resources(for: channel.eventLoop, idleTimeout: upstreamIdle, accessLog: accessLog)
                     let sync = channel.pipeline.syncOperations
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: false,
                         withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits)
-                    try sync.addHandler(DownstreamHandler(settings: settings, pool: pool, tokenCache: cache))
+                    try sync.addHandler(DownstreamHandler(runtimes: runtimes, resources: resources))
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -81,21 +144,109 @@ public final class GatewayServer: Sendable {
         self.logger.info(
             "gateway listening",
             metadata: [
-                "address": "\(bound.hostAndPort)", "routes": "\(self.config.routes.count)",
-                "providers": "\(self.config.providers.count)",
+                "address": "\(bound.hostAndPort)", "routes": "\(runtime.config.routes.count)",
+                "providers": "\(runtime.config.providers.count)",
             ])
+        if let admin = adminListen ?? runtime.config.adminListen {
+            do {
+                let adminBound = try await AdminServer.bind(admin, group: self.group, server: self)
+                self.logger.info("admin listening", metadata: ["address": "\(adminBound.localAddress?.hostAndPort ?? "?")"])
+                self.adminChannel.withLockedValue { $0 = adminBound }
+            } catch {
+                try? await channel.close()
+                throw error
+            }
+        }
         return bound
     }
 
+    /// The admin listener's bound address, when it runs.
+    public var adminAddress: SocketAddress? { self.adminChannel.withLockedValue { $0?.localAddress } }
+
     /// The verified-token caches' counters, summed over event loops.
     public func tokenCacheStats() async -> TokenCache.Stats {
-        await self.pools.cacheStats()
+        await self.metricsSnapshot().tokenCache
+    }
+
+    /// Every loop's counters, summed.
+    public func metricsSnapshot() async -> MetricsSnapshot {
+        await self.resources.snapshot()
+    }
+
+    /// Process-wide values: key sets, reloads, readiness.
+    public func processMetrics() -> ProcessMetrics {
+        let runtime = self.runtimes.runtime
+        var metrics = ProcessMetrics()
+        metrics.keySets = runtime.keys.remoteStats()
+        for provider in runtime.keys.verifier.providers { metrics.providerKeys[provider.name] = provider.keys.count }
+        let reloads = self.reloads.withLockedValue { $0 }
+        metrics.reloads = reloads.applied
+        metrics.reloadFailures = reloads.failed
+        metrics.configLoadedAt = runtime.loadedAt
+        metrics.accessLogDropped = self.accessLog.dropped
+        metrics.ready = self.readiness().isEmpty
+        return metrics
+    }
+
+    /// Why the gateway is not ready to take traffic; empty when it is.
+    public func readiness() -> [String] {
+        var problems: [String] = []
+        if self.draining.load(ordering: .relaxed) { problems.append("shutting down") }
+        if !(self.serverChannel.withLockedValue { $0?.isActive } ?? false) { problems.append("listener not open") }
+        for provider in self.runtimes.runtime.keys.verifier.providers where provider.keys.isEmpty {
+            problems.append("provider \(JSONValue.quoted(provider.name)) has no usable keys")
+        }
+        return problems
+    }
+
+    /// Applies a new configuration to new requests (also on open connections) without closing
+    /// any connection or disturbing requests in flight. Settings that need a new socket (`listen`,
+    /// `admin_listen`) keep their old value until a restart; the returned notes say so.
+    /// - Throws: `ConfigError` when a remote key source's CA file cannot be loaded; the running
+    ///   configuration is kept.
+    @discardableResult
+    public func reload(_ config: GatewayConfig) async throws -> [String] {
+        let old = self.runtimes.runtime
+        var notes: [String] = []
+        var config = config
+        if config.listen != old.config.listen {
+            notes.append("listen stays \(old.config.listen) until a restart")
+            config.listen = old.config.listen
+        }
+        if config.adminListen != old.config.adminListen {
+            notes.append("admin_listen stays \(old.config.adminListen.map { "\($0)" } ?? "off") until a restart")
+            config.adminListen = old.config.adminListen
+        }
+        let fetcher: HTTPFetcher?
+        do {
+            fetcher = try Self.fetcher(for: config, group: self.group)
+        } catch {
+            self.reloads.withLockedValue { $0.failed += 1 }
+            throw ConfigError(issues: [ConfigIssue(path: "providers", message: "\(error)")])
+        }
+        let keys = KeyRegistry(providers: config.providers, fetcher: fetcher, logger: self.logger, reusing: old.keys)
+        await keys.start()
+        let runtime = GatewayRuntime(config: config, keys: keys, logger: self.logger, epoch: old.epoch + 1)
+        self.runtimes.replace(with: runtime)
+        old.keys.retire(handingOverTo: keys)
+        if config.accessLog.path != old.config.accessLog.path || config.accessLog.path != nil {
+            // Same file: reopen it, so a rotated log is followed.
+            self.accessLog.reopen(path: config.accessLog.path)
+        }
+        self.reloads.withLockedValue { $0.applied += 1 }
+        return notes
+    }
+
+    /// Counts a reload that failed validation (the caller logs the reasons).
+    public func recordFailedReload() {
+        self.reloads.withLockedValue { $0.failed += 1 }
     }
 
     /// Stops accepting, lets in-flight requests finish (idle connections close at once), then
     /// closes pooled upstream connections. Gives up waiting after `drainTimeout`.
     public func shutdown(drainTimeout: TimeAmount = .seconds(30)) async {
         guard self.serverChannel.withLockedValue({ $0 }) != nil else { return }
+        self.draining.store(true, ordering: .relaxed)
         let loop = self.group.next()
         let promise = loop.makePromise(of: Void.self)
         self.quiesce.initiateShutdown(promise: promise)
@@ -109,47 +260,91 @@ public final class GatewayServer: Sendable {
             self.logger.warning("drain timed out; closing remaining connections")
         }
         timeout.cancel()
-        self.keys.stop()
-        await self.pools.closeAll()
+        if let admin = self.adminChannel.withLockedValue({ $0 }) { try? await admin.close() }
+        self.runtimes.runtime.keys.stop()
+        await self.resources.closeAll()
+        await self.accessLog.close()
     }
 }
 
-/// What each event loop owns: its upstream pool and its verified-token cache, created on first
-/// use on that loop and touched only there.
-final class PoolRegistry: Sendable {
-    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<(UpstreamConnectionPool, TokenCache)>]>([:])
+/// What one event loop owns: its upstream pool, verified-token cache, metrics, request id
+/// generator and access log buffer. Created on first use on that loop and touched only there.
+final class LoopResources {
+    let pool: UpstreamConnectionPool
+    let tokenCache = TokenCache()
+    let metrics = LoopMetrics()
+    let requestIDs = RequestIDGenerator()
+    let accessLog: AccessLogSink
+    private var clock = UTCSecondCache()
+    private var lines: ByteBuffer
+    /// `http://host:port` per upstream, made once rather than per logged request.
+    private var upstreamLabels: [Upstream: String] = [:]
+
+    init(pool: UpstreamConnectionPool, accessLog: AccessLogSink) {
+        self.pool = pool
+        self.accessLog = accessLog
+        self.lines = ByteBuffer()
+        self.lines.reserveCapacity(1024)
+    }
+
+    func label(for upstream: Upstream) -> String {
+        if let label = self.upstreamLabels[upstream] { return label }
+        let label = "\(upstream)"
+        if self.upstreamLabels.count < 1024 { self.upstreamLabels[upstream] = label }
+        return label
+    }
+
+    /// Formats `record` and queues it for the access log writer.
+    func log(_ record: AccessLogRecord) {
+        self.lines.clear()
+        AccessLogFormatter.write(record, into: &self.lines, clock: &self.clock)
+        self.accessLog.append(self.lines)
+    }
+
+    func snapshot() -> MetricsSnapshot {
+        var snapshot = self.metrics.snapshot
+        snapshot.tokenCache = self.tokenCache.stats
+        let pool = self.pool.stats
+        snapshot.upstreamConnects = pool.connects
+        snapshot.upstreamConnectionsOpen = pool.open
+        snapshot.upstreamConnectionsIdle = pool.idle
+        snapshot.upstreamConnectionsReused = pool.reuses
+        return snapshot
+    }
+}
+
+@available(*, unavailable)
+extension LoopResources: Sendable {}
+
+final class LoopResourceRegistry: Sendable {
+    private let all = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<LoopResources>]>([:])
 
     /// Must be called on `eventLoop` (once per connection, not per request).
-    func resources(
-        for eventLoop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount
-    ) -> (UpstreamConnectionPool, TokenCache) {
+    func resources(for eventLoop: any EventLoop, idleTimeout: TimeAmount, accessLog: AccessLogSink) -> LoopResources {
         let key = ObjectIdentifier(eventLoop)
-        return self.pools.withLockedValue { pools in
-            if let existing = pools[key] { return existing.value }
-            let pool = UpstreamConnectionPool(eventLoop: eventLoop, connectTimeout: connectTimeout, idleTimeout: idleTimeout)
-            let resources = (pool, TokenCache())
-            pools[key] = NIOLoopBound(resources, eventLoop: eventLoop)
+        return self.all.withLockedValue { all in
+            if let existing = all[key] { return existing.value }
+            let pool = UpstreamConnectionPool(eventLoop: eventLoop, idleTimeout: idleTimeout)
+            let resources = LoopResources(pool: pool, accessLog: accessLog)
+            all[key] = NIOLoopBound(resources, eventLoop: eventLoop)
             return resources
         }
     }
 
     func closeAll() async {
-        let all = self.pools.withLockedValue { Array($0.values) }
+        let all = self.all.withLockedValue { Array($0.values) }
         for bound in all {
-            try? await bound.eventLoop.submit { bound.value.0.closeAll() }.get()
+            try? await bound.eventLoop.submit { bound.value.pool.closeAll() }.get()
         }
     }
 
-    /// Token cache statistics summed over every loop.
-    func cacheStats() async -> TokenCache.Stats {
-        let all = self.pools.withLockedValue { Array($0.values) }
-        var total = TokenCache.Stats()
+    /// Every loop's counters, summed.
+    func snapshot() async -> MetricsSnapshot {
+        let all = self.all.withLockedValue { Array($0.values) }
+        var total = MetricsSnapshot()
         for bound in all {
-            if let stats = try? await bound.eventLoop.submit({ bound.value.1.stats }).get() {
-                total.hits += stats.hits
-                total.misses += stats.misses
-                total.entries += stats.entries
-                total.bytes += stats.bytes
+            if let snapshot = try? await bound.eventLoop.submit({ bound.value.snapshot() }).get() {
+                total.merge(snapshot)
             }
         }
         return total

@@ -22,16 +22,19 @@ public enum HeaderRewriter {
         /// Remove the token before forwarding (`forward_token: false`).
         public var stripToken: Bool
         public var tokenSource: TokenSource
+        /// The request id header to set (the client's own copies are removed as identity headers).
+        public var requestID: (name: String, value: String)?
 
         public init(
             clientAddress: String?, host: String, identity: [(name: String, value: String)], stripToken: Bool,
-            tokenSource: TokenSource
+            tokenSource: TokenSource, requestID: (name: String, value: String)? = nil
         ) {
             self.clientAddress = clientAddress
             self.host = host
             self.identity = identity
             self.stripToken = stripToken
             self.tokenSource = tokenSource
+            self.requestID = requestID
         }
     }
 
@@ -63,7 +66,7 @@ public enum HeaderRewriter {
         }
         var forwardedFor: String?
         var headers = HTTPHeaders()
-        headers.reserveCapacity(incoming.count + 3 + forwarding.identity.count)
+        headers.reserveCapacity(incoming.count + 4 + forwarding.identity.count)
         for (name, value) in incoming {
             if Self.isHopByHop(name) || HeaderRules.equalsIgnoringCase(name, "expect")
                 || HeaderRules.equalsIgnoringCase(name, "x-forwarded-proto") || HeaderRules.equalsIgnoringCase(name, "x-forwarded-host")
@@ -90,6 +93,7 @@ public enum HeaderRewriter {
         headers.add(name: "X-Forwarded-Proto", value: "http")
         headers.add(name: "X-Forwarded-Host", value: forwarding.host)
         for (name, value) in forwarding.identity { headers.add(name: name, value: value) }
+        if let requestID = forwarding.requestID { headers.add(name: requestID.name, value: requestID.value) }
         return headers
     }
 
@@ -135,9 +139,11 @@ public enum HeaderRewriter {
     /// The response head to send downstream for an upstream response.
     /// - Returns: the head and whether the downstream connection must close after it.
     public static func responseHead(
-        _ upstream: HTTPResponseHead, requestVersion: HTTPVersion, requestKeepAlive: Bool
+        _ upstream: HTTPResponseHead, requestVersion: HTTPVersion, requestKeepAlive: Bool,
+        requestID: (name: String, value: String)? = nil
     ) -> (head: HTTPResponseHead, close: Bool) {
         var head = upstream
+        if let requestID { head.headers.replaceOrAdd(name: requestID.name, value: requestID.value) }
         // Usually there is nothing to remove; then the head is not copied.
         if head.headers.contains(where: { Self.isHopByHop($0.name) }) { Self.removeHopByHop(&head.headers) }
         if head.version != requestVersion { head.version = requestVersion }

@@ -33,6 +33,22 @@ public struct ForwardPlan: Sendable {
     public var closeConnection: Bool
 }
 
+/// What the planner learnt about a request besides the plan, for the access log and metrics.
+public struct PlanContext {
+    /// The route the request matched (nil when it was refused before routing).
+    public var route: Route?
+    /// The normalised path (nil when the target was refused).
+    public var path: String?
+    /// The request id, the client's or generated; nil when request ids are off.
+    public var requestID: String?
+    /// Where generated request ids come from (one per event loop).
+    public let generator: RequestIDGenerator?
+
+    public init(generator: RequestIDGenerator?) {
+        self.generator = generator
+    }
+}
+
 /// Everything the proxy needs to decide about a request, shared read-only by every connection.
 public struct RequestPlanner: Sendable {
     public let config: GatewayConfig
@@ -46,7 +62,9 @@ public struct RequestPlanner: Sendable {
         self.routes = RouteTable(config.routes)
         self.keys = keys
         self.extractor = TokenExtractor(source: config.token)
-        self.identityHeaderNames = config.identityHeaders.map(\.header)
+        // The request id header is removed like an identity header, then set by the gateway.
+        self.identityHeaderNames =
+            config.identityHeaders.map(\.header) + (config.requestID.enabled ? [config.requestID.header] : [])
     }
 
     /// A planner with the configuration's keys only (remote sets are never fetched).
@@ -61,8 +79,34 @@ public struct RequestPlanner: Sendable {
         _ head: HTTPRequestHead, clientAddress: String?, now: Double, allowKeyRefresh: Bool = true,
         cache: TokenCache? = nil
     ) -> RequestPlan {
+        var context = PlanContext(generator: nil)
+        return self.plan(
+            head, clientAddress: clientAddress, now: now, allowKeyRefresh: allowKeyRefresh, cache: cache,
+            context: &context)
+    }
+
+    /// `plan(_:clientAddress:now:allowKeyRefresh:cache:)`, also filling `context` with the route,
+    /// the normalised path and the request id (generated with `context.generator` when the client
+    /// sent none; without a generator, no id is generated).
+    public func plan(
+        _ head: HTTPRequestHead, clientAddress: String?, now: Double, allowKeyRefresh: Bool = true,
+        cache: TokenCache? = nil, context: inout PlanContext
+    ) -> RequestPlan {
+        let requestIDs = self.config.requestID
+        let summary = HeadSummary(
+            head.headers, tokenHeader: self.config.token.header,
+            requestIDHeader: requestIDs.enabled ? requestIDs.header : nil)
+        if requestIDs.enabled {
+            if requestIDs.trustIncoming, summary.requestIDCount == 1, let incoming = summary.requestID,
+                RequestID.isAcceptable(incoming)
+            {
+                context.requestID = incoming
+            } else {
+                context.requestID = context.generator?.next()
+            }
+        }
+
         // 1. Framing and Host (RFC 9112 §6.3, §3.2): ambiguity here is how requests get smuggled.
-        let summary = HeadSummary(head.headers, tokenHeader: self.config.token.header)
         let framing: BodyFraming
         switch summary.framing {
         case .success(let value): framing = value
@@ -99,6 +143,7 @@ public struct RequestPlanner: Sendable {
         case .success(let value): normalized = value
         case .failure(let rejection): return .respond(.badRequest(rejection.description), reason: "bad_path")
         }
+        context.path = normalized.path
 
         // 3. Route.
         guard let route = self.routes.route(for: normalized.path) else {
@@ -106,7 +151,8 @@ public struct RequestPlanner: Sendable {
             response.close = bodyExpected
             return .respond(response, reason: "no_route")
         }
-        if case .contentLength(let length) = framing, length > self.config.limits.maxBodyBytes {
+        context.route = route
+        if case .contentLength(let length) = framing, length > route.maxBodyBytes ?? self.config.limits.maxBodyBytes {
             var response = LocalResponse.payloadTooLarge
             response.close = true
             return .respond(response, reason: "body_too_large")
@@ -133,7 +179,8 @@ public struct RequestPlanner: Sendable {
         // 5. Rewrite.
         let forwarding = HeaderRewriter.Forwarding(
             clientAddress: clientAddress, host: host, identity: identity,
-            stripToken: !self.config.forwardToken && route.auth == .required, tokenSource: self.config.token)
+            stripToken: !self.config.forwardToken && route.auth == .required, tokenSource: self.config.token,
+            requestID: context.requestID.map { (requestIDs.header, $0) })
         var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: normalized.target)
         upstreamHead.headers = HeaderRewriter.requestHeaders(
             head.headers, identityHeaderNames: self.identityHeaderNames, forwarding: forwarding)
@@ -232,8 +279,10 @@ struct HeadSummary {
     var tokenHeader: String?
     var tokenHeaderCount = 0
     var hasCookie = false
+    var requestID: String?
+    var requestIDCount = 0
 
-    init(_ headers: HTTPHeaders, tokenHeader: String) {
+    init(_ headers: HTTPHeaders, tokenHeader: String, requestIDHeader: String? = nil) {
         for (name, value) in headers {
             switch name.utf8.count {
             case 4 where HeaderRules.equalsIgnoringCase(name, "host"):
@@ -259,6 +308,9 @@ struct HeadSummary {
             if HeaderRules.equalsIgnoringCase(name, tokenHeader) {
                 self.tokenHeader = value
                 self.tokenHeaderCount += 1
+            } else if let requestIDHeader, HeaderRules.equalsIgnoringCase(name, requestIDHeader) {
+                self.requestID = value
+                self.requestIDCount += 1
             }
         }
     }

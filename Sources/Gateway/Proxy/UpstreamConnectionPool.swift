@@ -7,9 +7,21 @@ import NIOPosix
 /// A downstream connection only ever leases from the pool of its own loop, so a request and its
 /// upstream connection share one thread: no locks, no hops. Touched only on `eventLoop`.
 final class UpstreamConnectionPool {
+    /// Counters for `/metrics`.
+    struct Stats {
+        /// Connections opened.
+        var connects = 0
+        /// Connections open now, busy or idle.
+        var open = 0
+        /// Connections idle in the pool now.
+        var idle = 0
+        /// Leases served by an idle connection.
+        var reuses = 0
+    }
+
     let eventLoop: any EventLoop
-    private let connectTimeout: TimeAmount
     private let idleTimeout: TimeAmount
+    private var counters = Stats()
     /// Idle connections kept per upstream; more are closed on release.
     private let maximumIdlePerUpstream: Int
     /// Idle connections per upstream, most recently used last. A class, so taking one out does
@@ -24,17 +36,22 @@ final class UpstreamConnectionPool {
     /// only stamps it, so the request path schedules nothing.
     private var sweeper: Scheduled<Void>?
 
-    init(eventLoop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount, maximumIdlePerUpstream: Int = 256) {
+    init(eventLoop: any EventLoop, idleTimeout: TimeAmount, maximumIdlePerUpstream: Int = 256) {
         self.eventLoop = eventLoop
-        self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
         self.maximumIdlePerUpstream = maximumIdlePerUpstream
     }
 
     /// Hands out an idle connection to `upstream` (most recently used first), or opens one.
     /// `reused` tells the caller whether the connection served a request before.
+    var stats: Stats {
+        var stats = self.counters
+        stats.idle = self.idle.values.reduce(0) { $0 + $1.connections.count }
+        return stats
+    }
+
     func lease(
-        _ upstream: Upstream, allowReuse: Bool = true,
+        _ upstream: Upstream, allowReuse: Bool = true, connectTimeout: TimeAmount,
         _ completion: @escaping (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void
     ) {
         self.eventLoop.preconditionInEventLoop()
@@ -42,13 +59,14 @@ final class UpstreamConnectionPool {
             while let connection = list.connections.popLast() {
                 connection.isIdle = false
                 if connection.isActive {
+                    self.counters.reuses += 1
                     completion(.success((connection, true)))
                     return
                 }
             }
         }
         let bootstrap = ClientBootstrap(group: self.eventLoop)
-            .connectTimeout(self.connectTimeout)
+            .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -59,6 +77,9 @@ final class UpstreamConnectionPool {
         bootstrap.connect(host: upstream.host, port: upstream.port).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
+                self.counters.connects += 1
+                self.counters.open += 1
+                channel.closeFuture.assumeIsolated().whenComplete { _ in self.counters.open -= 1 }
                 do {
                     let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
                     handler.pool = self

@@ -56,7 +56,7 @@ struct CommandLineTests {
 
     static func config(upstreamPort: Int = 9, extraKeys: String = "") -> String {
         """
-        {"listen": "127.0.0.1:0",
+        {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", "access_log": {"enabled": false},
          "providers": [{"name": "main", "issuer": "https://issuer.test", "audiences": ["orders"],
                         "keys": [{"kid": "hs-1", "alg": "HS256", "secret_env": "CLI_SECRET"}\(extraKeys)]}],
          "routes": [{"path_prefix": "/", "upstream": "http://127.0.0.1:\(upstreamPort)"}]}

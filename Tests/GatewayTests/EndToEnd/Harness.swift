@@ -210,6 +210,10 @@ enum ConfigJSON {
             "\"providers\": \(providers)",
             "\"identity_headers\": \(identityHeaders)",
         ]
+        // Tests run side by side: no fixed admin port, and no access log on standard output
+        // unless a test asks for them.
+        if !extra.contains(where: { $0.hasPrefix("\"admin_listen\"") }) { members.append("\"admin_listen\": null") }
+        if !extra.contains(where: { $0.hasPrefix("\"access_log\"") }) { members.append("\"access_log\": {\"enabled\": false}") }
         members.append(contentsOf: extra)
         members.append("\"routes\": [\n    \(routes.joined(separator: ",\n    "))\n  ]")
         return "{\n  " + members.joined(separator: ",\n  ") + "\n}\n"

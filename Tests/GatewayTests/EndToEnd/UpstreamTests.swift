@@ -10,7 +10,7 @@ extension EndToEnd {
     @Suite("Upstream")
     struct UpstreamFailures {
         /// A port that was just bound and released: connecting to it is refused.
-        private static func closedPort() async throws -> Int {
+        static func closedPort() async throws -> Int {
             let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .bind(host: "127.0.0.1", port: 0).get()
             let port = try #require(channel.localAddress?.port)

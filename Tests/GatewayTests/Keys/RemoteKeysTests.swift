@@ -24,6 +24,7 @@ struct RemoteKeysTests {
     static func config(_ upstream: TestUpstream, provider: String) -> String {
         """
         {"providers": [{"name": "idp", "issuer": "\(issuer)", \(provider)}],
+         "admin_listen": null, "access_log": {"enabled": false},
          "routes": [{"path_prefix": "/", "upstream": "\(upstream.url)"}]}
         """
     }
@@ -293,6 +294,7 @@ struct RemoteKeysTLSAndAlgorithmsTests {
         try await withGateway(config: { upstreams in
             """
             {"providers": [{"name": "idp", "issuer": "\(issuer)", "discovery": true}],
+             "admin_listen": null, "access_log": {"enabled": false},
              "routes": [{"path_prefix": "/", "upstream": "\(upstreams[0].url)"}]}
             """
         }) { (env: GatewayEnv) async throws in
