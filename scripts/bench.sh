@@ -82,6 +82,18 @@ ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }  # utim
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }   # VmRSS / VmHWM in kB
 mib() { awk -v kb="$1" 'BEGIN { printf "%.1f MiB", kb / 1024 }'; }
 
+# Operations settings for benchmark configs. The peers run without access logs (nginx
+# `access_log off`, haproxy logging warnings only), so authgate does too unless
+# BENCH_ACCESS_LOG=PATH (e.g. /dev/null) asks to measure the log's cost. No admin listener: two
+# authgate processes run side by side.
+ops_config() {
+  if [[ -n ${BENCH_ACCESS_LOG:-} ]]; then
+    printf '"admin_listen": null, "access_log": {"path": "%s"},' "$BENCH_ACCESS_LOG"
+  else
+    printf '"admin_listen": null, "access_log": {"enabled": false},'
+  fi
+}
+
 # The peer benchmark's authgate configuration (conf/authgate.gateway.json.in), with its keys.
 write_gateway_config() {  # file port upstream_port [max_body_bytes]
   local limits=""
@@ -102,6 +114,7 @@ write_gateway_config() {  # file port upstream_port [max_body_bytes]
   "token": {"header": "Authorization", "scheme": "Bearer"},
   "identity_headers": {"sub": "X-Auth-Subject"},
   "forward_token": true,
+  $(ops_config)
   $limits
   "routes": [
     {"path_prefix": "/", "upstream": "http://127.0.0.1:$3"}
@@ -150,6 +163,7 @@ peer_config() {  # file alg
   "token": {"header": "Authorization", "scheme": "Bearer"},
   "identity_headers": {"sub": "X-Auth-Subject"},
   "forward_token": true,
+  $(ops_config)
   "routes": [{"path_prefix": "/", "upstream": "http://127.0.0.1:${UPSTREAM_PORT:-9101}"}]
 }
 EOF

@@ -70,8 +70,6 @@ public final class GatewayServer: Sendable {
     private let adminChannel = NIOLockedValueBox<(any Channel)?>(nil)
     private let draining = Synchronization.Atomic<Bool>(false)
     private let reloads = NIOLockedValueBox((applied: 0, failed: 0))
-    /// Reloads run one at a time.
-    private let reloadLock = NIOLockedValueBox<Task<Void, Never>?>(nil)
     let accessLog: AccessLogSink
 
     /// Every provider's keys (of the configuration in use); remote sets refresh in the background.
