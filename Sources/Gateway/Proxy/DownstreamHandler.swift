@@ -72,6 +72,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     private let settings: DownstreamSettings
     private let pool: UpstreamConnectionPool
     private let tokenCache: TokenCache?
+    /// The connection is TLS (decrypted by a `NIOSSLServerHandler` in front of this handler).
+    private let overTLS: Bool
     private var state: State = .idle
     private var context: ChannelHandlerContext?
     private var clientAddress: String?
@@ -84,10 +86,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     /// Last time the client sent something (or an exchange ended).
     private var lastClientActivity = NIODeadline.now()
 
-    init(settings: DownstreamSettings, pool: UpstreamConnectionPool, tokenCache: TokenCache?) {
+    init(settings: DownstreamSettings, pool: UpstreamConnectionPool, tokenCache: TokenCache?, overTLS: Bool = false) {
         self.settings = settings
         self.pool = pool
         self.tokenCache = tokenCache
+        self.overTLS = overTLS
     }
 
     var downstreamIsWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -195,8 +198,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     ) {
         let keepAlive = head.isKeepAlive
         let plan = self.settings.planner.plan(
-            head, clientAddress: self.clientAddress, now: WallClock.now(), allowKeyRefresh: allowKeyRefresh,
-            cache: self.tokenCache)
+            head, clientAddress: self.clientAddress, overTLS: self.overTLS, now: WallClock.now(),
+            allowKeyRefresh: allowKeyRefresh, cache: self.tokenCache)
         switch plan {
         case .respond(let response, let reason):
             self.settings.logger.debug(
@@ -305,7 +308,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
                 self.attach(lease.connection, reused: lease.reused, to: exchange, context: context)
             case .failure(let error):
                 self.settings.logger.warning(
-                    "upstream unreachable",
+                    error is UpstreamTLSFailure ? "upstream TLS failed" : "upstream unreachable",
                     metadata: ["upstream": "\(exchange.plan.upstream)", "error": "\(error)"])
                 let timedOut: Bool
                 if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }

@@ -4,6 +4,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The gateway's listener: accepts client connections, builds their pipelines, and drains them
 /// on shutdown.
@@ -14,15 +15,22 @@ public final class GatewayServer: Sendable {
     private let quiesce: ServerQuiescingHelper
     private let pools = PoolRegistry()
     private let serverChannel = NIOLockedValueBox<(any Channel)?>(nil)
+    /// The listener's TLS context, read for every new connection; nil serves plain HTTP.
+    private let tlsContext: NIOLockedValueBox<NIOSSLContext?>
+    /// Client contexts for https upstreams (a reload adding https routes calls `prepare`).
+    let upstreamTLS: UpstreamTLSContexts
     /// Every provider's keys; remote sets refresh in the background.
     public let keys: KeyRegistry
 
-    /// - Throws: when a remote key source's CA file cannot be loaded.
+    /// - Throws: when the listener's TLS context cannot be built, or a CA file (key sets, https
+    ///   upstreams) cannot be loaded.
     public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
         self.config = config
         self.group = group
         self.logger = logger
         self.quiesce = ServerQuiescingHelper(group: group)
+        self.tlsContext = NIOLockedValueBox(try config.tls?.makeServerContext())
+        self.upstreamTLS = try UpstreamTLSContexts(upstreams: config.routes.map(\.upstream))
         let remotes = config.providers.compactMap(\.remote)
         var fetcher: HTTPFetcher?
         if !remotes.isEmpty {
@@ -30,6 +38,13 @@ public final class GatewayServer: Sendable {
             fetcher = try HTTPFetcher(group: group, caFile: remotes.compactMap(\.caFile).first)
         }
         self.keys = KeyRegistry(providers: config.providers, fetcher: fetcher, logger: logger)
+    }
+
+    /// Swaps the listener's TLS context (a certificate reload): connections accepted from now on
+    /// use `context`; established ones keep theirs. Build it with `ListenerTLS.makeServerContext()`.
+    /// nil serves plain HTTP to new connections.
+    public func replaceTLSContext(_ context: NIOSSLContext?) {
+        self.tlsContext.withLockedValue { $0 = context }
     }
 
     /// Loads remote key sets (bounded by their timeouts), then binds the listener. Returns the
@@ -51,6 +66,8 @@ public final class GatewayServer: Sendable {
         let connectTimeout = TimeAmount.nanoseconds(Int64(self.config.timeouts.connectSeconds * 1e9))
         let upstreamIdle = TimeAmount.nanoseconds(Int64(self.config.timeouts.upstreamIdleSeconds * 1e9))
         let quiesce = self.quiesce
+        let tlsContext = self.tlsContext
+        let upstreamTLS = self.upstreamTLS
 
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
@@ -65,13 +82,18 @@ public final class GatewayServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let (pool, cache) = pools.resources(
-                        for: channel.eventLoop, connectTimeout: connectTimeout, idleTimeout: upstreamIdle)
+                        for: channel.eventLoop, connectTimeout: connectTimeout, idleTimeout: upstreamIdle, tls: upstreamTLS)
                     let sync = channel.pipeline.syncOperations
+                    // A client that never completes the handshake is closed by the downstream
+                    // handler's idle timer, which starts when the connection does.
+                    let tls = tlsContext.withLockedValue { $0 }
+                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: false,
                         withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits)
-                    try sync.addHandler(DownstreamHandler(settings: settings, pool: pool, tokenCache: cache))
+                    try sync.addHandler(
+                        DownstreamHandler(settings: settings, pool: pool, tokenCache: cache, overTLS: tls != nil))
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -82,6 +104,7 @@ public final class GatewayServer: Sendable {
             "gateway listening",
             metadata: [
                 "address": "\(bound.hostAndPort)", "routes": "\(self.config.routes.count)",
+                "tls": "\(self.tlsContext.withLockedValue { $0 } != nil)",
                 "providers": "\(self.config.providers.count)",
             ])
         return bound
@@ -121,12 +144,13 @@ final class PoolRegistry: Sendable {
 
     /// Must be called on `eventLoop` (once per connection, not per request).
     func resources(
-        for eventLoop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount
+        for eventLoop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount, tls: UpstreamTLSContexts?
     ) -> (UpstreamConnectionPool, TokenCache) {
         let key = ObjectIdentifier(eventLoop)
         return self.pools.withLockedValue { pools in
             if let existing = pools[key] { return existing.value }
-            let pool = UpstreamConnectionPool(eventLoop: eventLoop, connectTimeout: connectTimeout, idleTimeout: idleTimeout)
+            let pool = UpstreamConnectionPool(
+                eventLoop: eventLoop, connectTimeout: connectTimeout, idleTimeout: idleTimeout, tls: tls)
             let resources = (pool, TokenCache())
             pools[key] = NIOLoopBound(resources, eventLoop: eventLoop)
             return resources

@@ -22,11 +22,14 @@ public enum HeaderRewriter {
         /// Remove the token before forwarding (`forward_token: false`).
         public var stripToken: Bool
         public var tokenSource: TokenSource
+        /// `X-Forwarded-Proto`: the scheme the client used to reach the gateway.
+        public var proto: String
 
         public init(
             clientAddress: String?, host: String, identity: [(name: String, value: String)], stripToken: Bool,
-            tokenSource: TokenSource
+            tokenSource: TokenSource, proto: String = "http"
         ) {
+            self.proto = proto
             self.clientAddress = clientAddress
             self.host = host
             self.identity = identity
@@ -87,7 +90,7 @@ public enum HeaderRewriter {
         }
         if let client = forwarding.clientAddress { forwardedFor = forwardedFor.map { $0 + ", " + client } ?? client }
         if let forwardedFor { headers.add(name: "X-Forwarded-For", value: forwardedFor) }
-        headers.add(name: "X-Forwarded-Proto", value: "http")
+        headers.add(name: "X-Forwarded-Proto", value: forwarding.proto)
         headers.add(name: "X-Forwarded-Host", value: forwarding.host)
         for (name, value) in forwarding.identity { headers.add(name: name, value: value) }
         return headers

@@ -56,10 +56,12 @@ public struct RequestPlanner: Sendable {
 
     /// Decides what to do with a request: validate framing, normalise, route, authenticate,
     /// authorise, rewrite. Pure: the clock and the client address are parameters.
-    /// - Parameter cache: this event loop's verified-token cache, if any.
+    /// - Parameters:
+    ///   - overTLS: the request came over TLS (`X-Forwarded-Proto: https`).
+    ///   - cache: this event loop's verified-token cache, if any.
     public func plan(
-        _ head: HTTPRequestHead, clientAddress: String?, now: Double, allowKeyRefresh: Bool = true,
-        cache: TokenCache? = nil
+        _ head: HTTPRequestHead, clientAddress: String?, overTLS: Bool = false, now: Double,
+        allowKeyRefresh: Bool = true, cache: TokenCache? = nil
     ) -> RequestPlan {
         // 1. Framing and Host (RFC 9112 §6.3, §3.2): ambiguity here is how requests get smuggled.
         let summary = HeadSummary(head.headers, tokenHeader: self.config.token.header)
@@ -133,8 +135,9 @@ public struct RequestPlanner: Sendable {
         // 5. Rewrite.
         let forwarding = HeaderRewriter.Forwarding(
             clientAddress: clientAddress, host: host, identity: identity,
-            stripToken: !self.config.forwardToken && route.auth == .required, tokenSource: self.config.token)
-        var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: normalized.target)
+            stripToken: !self.config.forwardToken && route.auth == .required, tokenSource: self.config.token,
+            proto: overTLS ? "https" : "http")
+        var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: route.upstreamTarget(normalized))
         upstreamHead.headers = HeaderRewriter.requestHeaders(
             head.headers, identityHeaderNames: self.identityHeaderNames, forwarding: forwarding)
         return .forward(
