@@ -1,7 +1,5 @@
 import NIOConcurrencyHelpers
 import NIOSSL
-import SwiftASN1
-import X509
 
 /// The gateway as a TLS client: to https upstreams and to https key sets.
 enum ClientTLS {
@@ -19,14 +17,14 @@ enum ClientTLS {
     }
 
     /// Why a CA file (`jwks_ca_file`, `upstream_ca_file`) cannot serve as trust roots, phrased to
-    /// follow its name; nil when it holds at least one certificate and all of them can be read.
+    /// follow its name; nil when it holds at least one certificate and BoringSSL (which will load
+    /// it) reads all of them. A whole system bundle passes, whatever its oldest certificates are.
     static func caBundleProblem(_ pem: [UInt8]) -> String? {
+        guard String(decoding: pem, as: UTF8.self).contains("-----BEGIN CERTIFICATE-----") else {
+            return "holds no PEM certificate"
+        }
         do {
-            let documents = try PEMDocument.parseMultiple(pemString: String(decoding: pem, as: UTF8.self))
-                .filter { $0.discriminator == "CERTIFICATE" }
-            guard !documents.isEmpty else { return "holds no PEM certificate" }
-            for document in documents { _ = try Certificate(derEncoded: document.derBytes) }
-            return nil
+            return try NIOSSLCertificate.fromPEMBytes(pem).isEmpty ? "holds no PEM certificate" : nil
         } catch {
             return "holds a PEM certificate that cannot be read (\(error))"
         }

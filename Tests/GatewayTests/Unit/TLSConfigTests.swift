@@ -25,6 +25,7 @@ struct TLSConfigTests {
             "/etc/authgate/other-ca.pem": try other.caPEM,
             "/etc/authgate/encrypted.key": "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0=\n-----END ENCRYPTED PRIVATE KEY-----\n",
             "/etc/authgate/empty.pem": "nothing here\n",
+            "/etc/authgate/garbled.pem": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
         ]
     }
 
@@ -148,12 +149,16 @@ struct TLSConfigTests {
         #expect(unused == ["upstream_ca_file: has no effect: no route has an https upstream"])
     }
 
-    @Test("A jwks_ca_file must hold a readable certificate")
-    func jwksCAFile() {
-        let found = self.issues(
+    @Test("A CA file must hold certificates that can be read", arguments: ["server.key", "garbled.pem"])
+    func unreadableCAFile(_ file: String) {
+        let expected = file == "server.key" ? "holds no PEM certificate" : "holds a PEM certificate that cannot be read"
+        let jwks = self.issues(
             document: Self.document(
                 "", routes: Self.plainRoute,
-                provider: #"{"name": "r", "jwks_url": "https://idp/jwks", "jwks_ca_file": "server.key"}"#))
-        #expect(found.contains { $0.hasPrefix(#"providers[0].jwks_ca_file: "server.key" holds no PEM certificate"#) }, "\(found)")
+                provider: #"{"name": "r", "jwks_url": "https://idp/jwks", "jwks_ca_file": "\#(file)"}"#))
+        #expect(jwks.contains { $0.hasPrefix(#"providers[0].jwks_ca_file: "\#(file)" \#(expected)"#) }, "\(jwks)")
+        let upstream = self.issues(
+            "", routes: #"{"path_prefix": "/", "upstream": "https://svc", "upstream_ca_file": "\#(file)"}"#)
+        #expect(upstream.contains { $0.hasPrefix(#"routes[0].upstream_ca_file: "\#(file)" \#(expected)"#) }, "\(upstream)")
     }
 }
