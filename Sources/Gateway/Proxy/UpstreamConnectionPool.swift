@@ -14,7 +14,7 @@ final class UpstreamConnectionPool {
     let eventLoop: any EventLoop
     private let connectTimeout: TimeAmount
     private let idleTimeout: TimeAmount
-    /// Client TLS contexts for https upstreams; nil when no route is https.
+    /// Client TLS contexts for https upstreams.
     private let tls: UpstreamTLSContexts?
     /// Idle connections kept per upstream; more are closed on release.
     private let maximumIdlePerUpstream: Int

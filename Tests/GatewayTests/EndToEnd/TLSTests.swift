@@ -1,3 +1,5 @@
+import NIOCore
+import NIOPosix
 import NIOSSL
 import Testing
 import X509
@@ -188,6 +190,29 @@ extension EndToEnd {
                 }
                 #expect(env.upstream.snapshot.heads == 0)
             }
+        }
+
+        @Test("an https upstream that accepts but never completes the handshake: 504 after connect_seconds")
+        func upstreamHandshakeTimeout() async throws {
+            // Accepts connections and never says anything.
+            let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(host: "127.0.0.1", port: 0).get()
+            let port = try #require(silent.localAddress?.port)
+            do {
+                try await withGateway(config: { _ in
+                    ConfigJSON.make(
+                        routes: [#"{"path_prefix": "/", "upstream": "https://127.0.0.1:\#(port)", "auth": "none"}"#],
+                        extra: [#""timeouts": {"connect_seconds": 0.5, "upstream_seconds": 30}"#])
+                }) { env in
+                    let (response, elapsed) = try await timed { try await env.send(httpRequest("GET", "/x")) }
+                    #expect(response.status == 504, "\(response)")
+                    #expect(elapsed >= .milliseconds(400) && elapsed < .seconds(5), "\(elapsed)")
+                }
+            } catch {
+                try? await silent.close().get()
+                throw error
+            }
+            try? await silent.close().get()
         }
 
         @Test("strip_prefix and base paths: the upstream sees the rewritten path and the untouched query")
