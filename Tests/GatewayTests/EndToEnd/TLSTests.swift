@@ -105,16 +105,17 @@ extension EndToEnd {
             let files = try TemporaryFiles()
             defer { files.remove() }
             let tls = try Self.listenerTLS(ca, files)
-            try await withGateway(config: { openConfig($0, extra: [tls, #""timeouts": {"client_idle_seconds": 0.5}"#]) }) { env in
+            try await withGateway(config: { openConfig($0, extra: [tls, #""timeouts": {"client_idle_seconds": 1}"#]) }) { env in
                 let silent = try await env.connect()
-                // A TLS record header announcing a handshake message that never comes.
+                // A TLS record header announcing a handshake message that never comes. (On a slow
+                // machine the gateway may already have closed the connection: that is fine too.)
                 let partial = try await env.connect()
-                try await partial.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+                try? await partial.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
                 let (closed, elapsed) = await timed {
                     (await silent.waitForClose(timeout: .seconds(5)), await partial.waitForClose(timeout: .seconds(5)))
                 }
                 #expect(closed.0 && closed.1, "silent closed: \(closed.0), partial closed: \(closed.1)")
-                #expect(elapsed >= .milliseconds(400))
+                #expect(elapsed >= .milliseconds(800))
 
                 let client = try await env.connect(tls: try ca.clientContext())
                 try await client.send(httpRequest("GET", "/x"))
