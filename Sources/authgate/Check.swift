@@ -14,7 +14,7 @@ struct Check: ParsableCommand {
         for skipped in loaded.skippedKeys { Output.err("note: skipped key \(skipped)\n") }
         let keys = loaded.providers.reduce(0) { $0 + $1.keys.count }
         Output.out(
-            "\(self.config): OK (listen \(loaded.listen), \(loaded.routes.count) routes, \(loaded.providers.count) providers, \(keys) keys)\n"
+            "\(self.config): OK (listen \(loaded.listen)\(loaded.tls == nil ? "" : " with TLS"), \(loaded.routes.count) routes, \(loaded.providers.count) providers, \(keys) keys)\n"
         )
     }
 }

@@ -145,8 +145,8 @@ private struct Reader {
 
     mutating func gateway(_ document: JSONValue) -> GatewayConfig? {
         let fields: Set<String> = [
-            "listen", "providers", "token", "identity_headers", "forward_token", "timeouts", "limits", "routes",
-            "admin_listen", "access_log", "request_id",
+            "listen", "tls", "providers", "token", "identity_headers", "forward_token", "timeouts", "limits",
+            "upstream_ca_file", "routes", "admin_listen", "access_log", "request_id",
         ]
         guard let root = self.object(document, "", allowed: fields) else { return nil }
 
@@ -158,6 +158,7 @@ private struct Reader {
                 self.issue("listen", "\(JSONValue.quoted(text)) is not HOST:PORT")
             }
         }
+        let tls = root["tls"].flatMap { self.tls($0) }
 
         var providers: [Provider] = []
         if let value = root["providers"] {
@@ -239,12 +240,18 @@ private struct Reader {
             limits.maxHeaderBytes = self.integer(object, "max_header_bytes", "limits", range: 1024...(1 << 20)) ?? limits.maxHeaderBytes
         }
 
+        let upstreamCAFile = self.caFile(root, "upstream_ca_file", "")
         var routes: [Route] = []
         if let value = root["routes"] {
             if let array = value.arrayValue {
                 if array.isEmpty { self.issue("routes", "at least one route is required") }
                 for (index, entry) in array.enumerated() {
-                    if let route = self.route(entry, index: index, providers: providers) { routes.append(route) }
+                    if let route = self.route(entry, index: index, providers: providers, defaultCAFile: upstreamCAFile) {
+                        routes.append(route)
+                    }
+                }
+                if root["upstream_ca_file"] != nil, !routes.isEmpty, !routes.contains(where: \.upstream.tls) {
+                    self.issue("upstream_ca_file", "has no effect: no route has an https upstream")
                 }
                 var seen: [String: Int] = [:]
                 for route in routes {
@@ -268,9 +275,71 @@ private struct Reader {
         var config = GatewayConfig(
             listen: listen, providers: providers, token: token, identityHeaders: identityHeaders,
             forwardToken: forwardToken, timeouts: timeouts, limits: limits, routes: routes,
-            skippedKeys: self.skippedKeys)
+            skippedKeys: self.skippedKeys, tls: tls)
         self.operations(root, into: &config)
         return config
+    }
+
+    /// `tls`: the listener's certificate chain and key (PEM files), checked to belong together.
+    mutating func tls(_ value: JSONValue) -> ListenerTLS? {
+        guard let object = self.object(value, "tls", allowed: ["cert_file", "key_file", "min_version"]) else { return nil }
+        var minimumVersion = ListenerTLS.MinimumVersion.tls12
+        if let text = self.string(object, "min_version", "tls") {
+            if let parsed = ListenerTLS.MinimumVersion(rawValue: text) {
+                minimumVersion = parsed
+            } else {
+                self.issue("tls.min_version", "\(JSONValue.quoted(text)) is not \"1.2\" or \"1.3\"")
+            }
+        }
+        let certificate = self.pemFile(object, "cert_file", "tls")
+        let key = self.pemFile(object, "key_file", "tls")
+        guard let certificate, let key else { return nil }
+        let tls: ListenerTLS
+        do {
+            let identity = try ListenerTLS.identity(certificatePEM: certificate.bytes, keyPEM: key.bytes)
+            tls = ListenerTLS(
+                certificateFile: certificate.resolved, keyFile: key.resolved, certificateChain: identity.chain,
+                privateKey: identity.key, minimumVersion: minimumVersion)
+        } catch {
+            let (field, file) = error.file == .certificate ? ("cert_file", certificate.name) : ("key_file", key.name)
+            self.issue("tls.\(field)", "\(JSONValue.quoted(file)) \(error.description)")
+            return nil
+        }
+        do {
+            _ = try tls.makeServerContext()
+        } catch {
+            self.issue("tls", "cannot set up TLS with this certificate and key: \(error)")
+            return nil
+        }
+        return tls
+    }
+
+    /// A file named by a required string field, read now: its name as written, resolved path and bytes.
+    mutating func pemFile(_ object: JSONObject, _ name: String, _ path: String) -> (name: String, resolved: String, bytes: [UInt8])? {
+        guard let file = self.string(object, name, path, required: true) else { return nil }
+        let resolved = FileReader.resolve(file, relativeTo: self.loader.baseDirectory)
+        do {
+            return (file, resolved, try self.loader.readFile(resolved))
+        } catch {
+            self.issue(Self.join(path, name), "\(error)")
+            return nil
+        }
+    }
+
+    /// A PEM file of CA certificates (`jwks_ca_file`, `upstream_ca_file`), checked now so that a
+    /// missing or unusable file is reported with the configuration. Returns the resolved path,
+    /// from which the TLS context loads it.
+    mutating func caFile(_ object: JSONObject, _ name: String, _ path: String) -> String? {
+        guard let file = self.string(object, name, path) else { return nil }
+        let resolved = FileReader.resolve(file, relativeTo: self.loader.baseDirectory)
+        do {
+            if let problem = ClientTLS.caBundleProblem(try self.loader.readFile(resolved)) {
+                self.issue(Self.join(path, name), "\(JSONValue.quoted(file)) \(problem)")
+            }
+        } catch {
+            self.issue(Self.join(path, name), "\(error)")
+        }
+        return resolved
     }
 
     /// `admin_listen`, `access_log` and `request_id`.
@@ -404,7 +473,7 @@ private struct Reader {
         let refresh = self.number(object, "jwks_refresh_seconds", path, range: 1...86_400)
         let minimum = self.number(object, "jwks_min_refresh_seconds", path, range: 0...3_600)
         let timeout = self.number(object, "jwks_timeout_seconds", path, range: 0.1...120)
-        let caFile = self.string(object, "jwks_ca_file", path)
+        let caFile = self.caFile(object, "jwks_ca_file", path)
         guard let location else {
             for field in ["jwks_refresh_seconds", "jwks_min_refresh_seconds", "jwks_timeout_seconds", "jwks_ca_file"]
             where object[field] != nil {
@@ -416,18 +485,7 @@ private struct Reader {
         if let refresh { source.refreshSeconds = refresh }
         if let minimum { source.minimumRefreshSeconds = minimum }
         if let timeout { source.timeoutSeconds = timeout }
-        if let caFile {
-            let resolved = FileReader.resolve(caFile, relativeTo: self.loader.baseDirectory)
-            do {
-                let pem = String(decoding: try self.loader.readFile(resolved), as: UTF8.self)
-                if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                    self.issue("\(path).jwks_ca_file", "\(JSONValue.quoted(caFile)) holds no PEM certificate")
-                }
-                source.caFile = resolved
-            } catch {
-                self.issue("\(path).jwks_ca_file", "\(error)")
-            }
-        }
+        source.caFile = caFile
         return source
     }
 
@@ -485,10 +543,11 @@ private struct Reader {
         return nil
     }
 
-    mutating func route(_ value: JSONValue, index: Int, providers: [Provider]) -> Route? {
+    mutating func route(_ value: JSONValue, index: Int, providers: [Provider], defaultCAFile: String?) -> Route? {
         let path = "routes[\(index)]"
         let fields: Set<String> = [
-            "path_prefix", "upstream", "auth", "require_claims", "providers", "max_body_bytes", "timeouts",
+            "path_prefix", "upstream", "strip_prefix", "upstream_ca_file", "auth", "require_claims", "providers",
+            "max_body_bytes", "timeouts",
         ]
         guard let object = self.object(value, path, allowed: fields) else { return nil }
         var prefix = self.string(object, "path_prefix", path, required: true)
@@ -511,6 +570,15 @@ private struct Reader {
             case .failure(let problem): self.issue("\(path).upstream", problem.description)
             }
         }
+        let caFile = self.caFile(object, "upstream_ca_file", path)
+        if let parsed = upstream {
+            if parsed.tls {
+                upstream = parsed.trusting(caFile: caFile ?? defaultCAFile)
+            } else if caFile != nil {
+                self.issue("\(path).upstream_ca_file", "has no effect on an http upstream")
+            }
+        }
+        let stripPrefix = self.bool(object, "strip_prefix", path) ?? false
         var auth = Route.Auth.required
         if let text = self.string(object, "auth", path) {
             if let parsed = Route.Auth(rawValue: text) { auth = parsed } else {
@@ -556,7 +624,7 @@ private struct Reader {
         }
         guard let prefix, let upstream else { return nil }
         var route = Route(
-            pathPrefix: prefix, upstream: upstream, auth: auth, requireClaims: requireClaims,
+            pathPrefix: prefix, upstream: upstream, stripPrefix: stripPrefix, auth: auth, requireClaims: requireClaims,
             providerIndices: providerIndices, index: index)
         route.maxBodyBytes = self.integer(object, "max_body_bytes", path, range: 0...(1 << 50))
         if let value = object["timeouts"],

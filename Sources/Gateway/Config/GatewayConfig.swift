@@ -114,6 +114,8 @@ public struct RequestIDSettings: Sendable, Equatable {
 /// A complete, validated configuration: everything the gateway needs, keys already loaded.
 public struct GatewayConfig: Sendable {
     public var listen: ListenAddress
+    /// TLS on the listener; nil serves plain HTTP.
+    public var tls: ListenerTLS?
     public var providers: [Provider]
     public var token: TokenSource
     public var identityHeaders: [IdentityHeader]
@@ -132,9 +134,10 @@ public struct GatewayConfig: Sendable {
         listen: ListenAddress, providers: [Provider], token: TokenSource = TokenSource(),
         identityHeaders: [IdentityHeader] = [IdentityHeader(claim: "sub", header: "X-Auth-Subject")],
         forwardToken: Bool = true, timeouts: Timeouts = Timeouts(), limits: Limits = Limits(), routes: [Route],
-        skippedKeys: [String] = []
+        skippedKeys: [String] = [], tls: ListenerTLS? = nil
     ) {
         self.listen = listen
+        self.tls = tls
         self.providers = providers
         self.token = token
         self.identityHeaders = identityHeaders

@@ -26,12 +26,7 @@ public struct HTTPFetcher: Sendable {
     /// - Parameter caFile: PEM CA certificates to trust instead of the system store.
     public init(group: any EventLoopGroup, caFile: String? = nil) throws {
         self.group = group
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv12
-        if let caFile {
-            tls.trustRoots = .file(caFile)
-        }
-        self.sslContext = try NIOSSLContext(configuration: tls)
+        self.sslContext = try ClientTLS.makeContext(caFile: caFile)
     }
 
     /// GETs `url`; fails on connection errors, timeouts, TLS errors and oversized bodies.
@@ -45,8 +40,8 @@ public struct HTTPFetcher: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if url.tls, let sslContext {
-                        let serverName = url.host.contains(":") || url.host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : url.host
-                        try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
+                        try sync.addHandler(
+                            NIOSSLClientHandler(context: sslContext, serverHostname: ClientTLS.serverName(for: url.host)))
                     }
                     try sync.addHTTPClientHandlers()
                     try sync.addHandler(NIOHTTPClientResponseAggregator(maxContentLength: Self.maximumBytes))

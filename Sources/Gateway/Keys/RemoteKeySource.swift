@@ -39,38 +39,23 @@ public struct FetchURL: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        let defaultPort = self.tls ? 443 : 80
-        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
-        return "\(self.tls ? "https" : "http")://\(host)\(self.port == defaultPort ? "" : ":\(self.port)")\(self.target)"
+        "\(self.tls ? "https" : "http")://\(self.hostHeader)\(self.target)"
     }
 
     /// The `Host` header value.
     var hostHeader: String {
-        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+        let host = HTTPURL.bracketed(self.host)
         return self.port == (self.tls ? 443 : 80) ? host : "\(host):\(self.port)"
     }
 
-    /// Parses `http(s)://host[:port][/path][?query]`; nil when it is not such a URL.
+    /// Parses `http(s)://host[:port][/path][?query]` (a fragment is dropped); nil when it is not
+    /// such a URL.
     public static func parse(_ text: String) -> FetchURL? {
-        let lowered = text.lowercased()
-        let tls: Bool
-        if lowered.hasPrefix("https://") {
-            tls = true
-        } else if lowered.hasPrefix("http://") {
-            tls = false
-        } else {
-            return nil
-        }
-        let rest = text.dropFirst(tls ? 8 : 7)
-        let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-        let authority = rest[..<authorityEnd]
-        guard !authority.contains("@"), !authority.isEmpty else { return nil }
-        guard let (host, port) = HostPort.split(authority, defaultPort: tls ? 443 : 80), port > 0 else { return nil }
-        var target = String(rest[authorityEnd...])
-        if let hash = target.firstIndex(of: "#") { target = String(target[..<hash]) }
-        if target.isEmpty || target.hasPrefix("?") { target = "/" + target }
+        guard case .success(let url) = HTTPURL.parse(text) else { return nil }
+        var target = url.path.isEmpty ? "/" : String(url.path)
+        if let query = url.query { target += "?" + query }
         guard target.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
-        return FetchURL(tls: tls, host: host, port: port, target: target)
+        return FetchURL(tls: url.tls, host: url.host, port: url.port, target: target)
     }
 
     /// This URL with `path` appended to its path (for `/.well-known/openid-configuration`).

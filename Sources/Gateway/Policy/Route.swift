@@ -1,37 +1,69 @@
-/// Where a route sends its requests.
+/// Where a route sends its requests: an http or https origin, and a base path put in front of
+/// every forwarded path.
 public struct Upstream: Sendable, Hashable, CustomStringConvertible {
-    public let host: String
-    public let port: Int
-
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
+    /// What a connection is made to. Pooled connections are shared only between upstreams with
+    /// equal endpoints, so http and https (and https trusting different CAs) never mix.
+    public struct Endpoint: Sendable, Hashable {
+        public let tls: Bool
+        public let host: String
+        public let port: Int
+        /// PEM CA certificates trusted for https instead of the system store.
+        public let caFile: String?
     }
 
-    public var description: String { "http://\(self.host.contains(":") ? "[\(self.host)]" : self.host):\(self.port)" }
+    public let endpoint: Endpoint
+    /// The URL's path: empty, or a normalised path such as `/v2` or `/v2/` (never `/` alone).
+    public let basePath: String
 
-    /// Parses `http://host[:port][/]`. Returns a reason on failure, phrased for the operator.
+    public var tls: Bool { self.endpoint.tls }
+    public var host: String { self.endpoint.host }
+    public var port: Int { self.endpoint.port }
+
+    public init(host: String, port: Int, tls: Bool = false, basePath: String = "", caFile: String? = nil) {
+        self.endpoint = Endpoint(tls: tls, host: host, port: port, caFile: caFile)
+        self.basePath = basePath
+    }
+
+    /// This upstream trusting `caFile` for https.
+    public func trusting(caFile: String?) -> Upstream {
+        Upstream(host: self.host, port: self.port, tls: self.tls, basePath: self.basePath, caFile: caFile)
+    }
+
+    public var description: String {
+        "\(self.tls ? "https" : "http")://\(HTTPURL.bracketed(self.host)):\(self.port)\(self.basePath)"
+    }
+
+    /// Parses `http(s)://host[:port][/base/path]`. Returns a reason on failure, phrased for the operator.
     public static func parse(_ url: String) -> Result<Upstream, InvalidValue> {
-        let lowered = url.lowercased()
-        if lowered.hasPrefix("https://") {
-            return .failure(InvalidValue("\(JSONValue.quoted(url)) is https, which this version cannot reach (use http)"))
+        let quoted = JSONValue.quoted(url)
+        let parts: HTTPURL
+        switch HTTPURL.parse(url) {
+        case .success(let value): parts = value
+        case .failure(.notHTTP): return .failure(InvalidValue("\(quoted) is not an http URL (http:// or https://)"))
+        case .failure(.credentials): return .failure(InvalidValue("\(quoted) carries credentials; put none in an upstream URL"))
+        case .failure(.noHost): return .failure(InvalidValue("\(quoted) has no host"))
+        case .failure(.invalidHostOrPort): return .failure(InvalidValue("\(quoted) has an invalid host or port"))
         }
-        guard lowered.hasPrefix("http://") else {
-            return .failure(InvalidValue("\(JSONValue.quoted(url)) is not an http URL"))
+        guard parts.query == nil, parts.fragment == nil else {
+            return .failure(InvalidValue("\(quoted) has a query or fragment; an upstream is scheme, host, port and a base path"))
         }
-        var rest = Substring(url.dropFirst("http://".count))
-        if rest.hasSuffix("/") { rest = rest.dropLast() }
-        if rest.contains("/") || rest.contains("?") || rest.contains("#") {
-            return .failure(InvalidValue("\(JSONValue.quoted(url)) has a path; an upstream is scheme, host and port only"))
+        var basePath = String(parts.path)
+        if !basePath.isEmpty {
+            // The base path is put in front of normalised paths as it is, so it must be normal
+            // itself: no dot segments, `//` or encoded slashes can sneak in through it.
+            switch PathNormalizer.normalize(basePath) {
+            case .success(let normalized) where normalized.path == basePath:
+                break
+            case .success(let normalized):
+                return .failure(
+                    InvalidValue(
+                        "\(quoted) has a base path that is not normalised (did you mean \(JSONValue.quoted(normalized.path))?)"))
+            case .failure(let rejection):
+                return .failure(InvalidValue("\(quoted) has an unusable base path: \(rejection.description)"))
+            }
         }
-        if rest.contains("@") {
-            return .failure(InvalidValue("\(JSONValue.quoted(url)) carries credentials; put none in an upstream URL"))
-        }
-        guard !rest.isEmpty else { return .failure(InvalidValue("\(JSONValue.quoted(url)) has no host")) }
-        guard let (host, port) = HostPort.split(rest, defaultPort: 80), (1...65535).contains(port) else {
-            return .failure(InvalidValue("\(JSONValue.quoted(url)) has an invalid host or port"))
-        }
-        return .success(Upstream(host: host, port: port))
+        if basePath == "/" { basePath = "" }
+        return .success(Upstream(host: parts.host, port: parts.port, tls: parts.tls, basePath: basePath))
     }
 }
 
@@ -74,6 +106,8 @@ public struct Route: Sendable {
     /// Normalised prefix without a trailing slash (except the root `/`).
     public let pathPrefix: String
     public let upstream: Upstream
+    /// Remove `pathPrefix` from the forwarded path (`strip_prefix`).
+    public let stripPrefix: Bool
     public let auth: Auth
     /// Claim name → accepted values; all entries must hold.
     public let requireClaims: [(claim: String, values: [String])]
@@ -89,11 +123,12 @@ public struct Route: Sendable {
     public var upstreamSeconds: Double?
 
     public init(
-        pathPrefix: String, upstream: Upstream, auth: Auth, requireClaims: [(claim: String, values: [String])],
-        providerIndices: [Int]?, index: Int
+        pathPrefix: String, upstream: Upstream, stripPrefix: Bool = false, auth: Auth,
+        requireClaims: [(claim: String, values: [String])], providerIndices: [Int]?, index: Int
     ) {
         self.pathPrefix = pathPrefix
         self.upstream = upstream
+        self.stripPrefix = stripPrefix
         self.auth = auth
         self.requireClaims = requireClaims
         self.providerIndices = providerIndices
@@ -106,6 +141,39 @@ public struct Route: Sendable {
         guard path.hasPrefix(self.pathPrefix) else { return false }
         let rest = path.utf8.dropFirst(self.pathPrefix.utf8.count)
         return rest.isEmpty || rest.first == UInt8(ascii: "/")
+    }
+
+    /// The request target sent upstream for a request this route matched (`normalized` is its
+    /// normalised path and query). With `strip_prefix` the matched prefix is removed; then the
+    /// upstream's base path is put in front. The query is kept exactly as received.
+    ///
+    /// The prefix alone maps to the base path as configured (`/v2` or `/v2/`), or to `/` without
+    /// one; anything below it is joined with a single `/`. Both parts are normalised paths, so the
+    /// result is one too: no dot segments or `//` can appear. Routes with neither a base path nor
+    /// `strip_prefix` forward the target unchanged, without copying it.
+    public func upstreamTarget(_ normalized: PathNormalizer.Normalized) -> String {
+        let base = self.upstream.basePath
+        let strips = self.stripPrefix && self.pathPrefix != "/"
+        guard strips || !base.isEmpty else { return normalized.target }
+        let path = normalized.path
+        var rest = Substring(path)
+        if strips {
+            // `matches` guarantees the prefix and a segment boundary (`/` or the end) after it.
+            rest = path[path.utf8.index(path.startIndex, offsetBy: self.pathPrefix.utf8.count)...]
+        }
+        var target = ""
+        target.reserveCapacity(base.utf8.count + rest.utf8.count + 2 + (normalized.query?.utf8.count ?? 0))
+        if rest.isEmpty {
+            target += base.isEmpty ? "/" : base
+        } else {
+            target += base.hasSuffix("/") ? base.dropLast() : Substring(base)
+            target += rest
+        }
+        if let query = normalized.query {
+            target += "?"
+            target += query
+        }
+        return target
     }
 }
 

@@ -125,6 +125,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     private let resources: LoopResources
     private let pool: UpstreamConnectionPool
     private let tokenCache: TokenCache?
+    /// The connection is TLS (decrypted by a `NIOSSLServerHandler` in front of this handler).
+    private let overTLS: Bool
     private var state: State = .idle
     /// The request in progress, for the access log and metrics.
     private var trace: RequestTrace?
@@ -139,13 +141,14 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     /// Last time the client sent something (or an exchange ended).
     private var lastClientActivity = NIODeadline.now()
 
-    init(runtimes: RuntimeBox, resources: LoopResources) {
+    init(runtimes: RuntimeBox, resources: LoopResources, overTLS: Bool = false) {
         self.runtimes = runtimes
         self.runtime = runtimes.runtime
         self.settings = self.runtime.settings
         self.resources = resources
         self.pool = resources.pool
         self.tokenCache = resources.tokenCache
+        self.overTLS = overTLS
     }
 
     var downstreamIsWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -271,8 +274,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         let keepAlive = head.isKeepAlive
         var planContext = PlanContext(generator: self.resources.requestIDs)
         let plan = self.settings.planner.plan(
-            head, clientAddress: self.clientAddress, now: WallClock.now(), allowKeyRefresh: allowKeyRefresh,
-            cache: self.tokenCache, context: &planContext)
+            head, clientAddress: self.clientAddress, overTLS: self.overTLS, now: WallClock.now(),
+            allowKeyRefresh: allowKeyRefresh, cache: self.tokenCache, context: &planContext)
         if self.trace != nil {
             self.trace?.route = planContext.route
             self.trace?.path = planContext.path ?? AccessLogRecord.rawPath(of: head.uri)
@@ -393,7 +396,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
                 self.attach(lease.connection, reused: lease.reused, to: exchange, context: context)
             case .failure(let error):
                 self.settings.logger.warning(
-                    "upstream unreachable",
+                    error is UpstreamTLSFailure ? "upstream TLS failed" : "upstream unreachable",
                     metadata: ["upstream": "\(exchange.plan.upstream)", "error": "\(error)"])
                 let timedOut: Bool
                 if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }

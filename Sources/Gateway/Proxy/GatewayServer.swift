@@ -4,6 +4,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// Everything requests are decided with. Immutable; a reload replaces it whole, and each
@@ -77,12 +78,19 @@ public final class GatewayServer: Sendable {
 
     /// The configuration in use.
     public var config: GatewayConfig { self.runtimes.runtime.config }
+    /// The listener's TLS context, read for every new connection; nil serves plain HTTP.
+    private let tlsContext: NIOLockedValueBox<NIOSSLContext?>
+    /// Client contexts for https upstreams (a reload adding https routes calls `prepare`).
+    let upstreamTLS: UpstreamTLSContexts
 
-    /// - Throws: when a remote key source's CA file cannot be loaded.
+    /// - Throws: when the listener's TLS context cannot be built, or a CA file (key sets, https
+    ///   upstreams) cannot be loaded.
     public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
         self.group = group
         self.logger = logger
         self.quiesce = ServerQuiescingHelper(group: group)
+        self.tlsContext = NIOLockedValueBox(try config.tls?.makeServerContext())
+        self.upstreamTLS = try UpstreamTLSContexts(upstreams: config.routes.map(\.upstream))
         let keys = KeyRegistry(providers: config.providers, fetcher: try Self.fetcher(for: config, group: group), logger: logger)
         self.runtimes = RuntimeBox(GatewayRuntime(config: config, keys: keys, logger: logger, epoch: 0))
         self.accessLog = AccessLogSink(path: config.accessLog.path)
@@ -93,6 +101,13 @@ public final class GatewayServer: Sendable {
         guard !remotes.isEmpty else { return nil }
         // One CA file per gateway: the first configured (validation requires them to agree).
         return try HTTPFetcher(group: group, caFile: remotes.compactMap(\.caFile).first)
+    }
+
+    /// Swaps the listener's TLS context (a certificate reload): connections accepted from now on
+    /// use `context`; established ones keep theirs. Build it with `ListenerTLS.makeServerContext()`.
+    /// nil serves plain HTTP to new connections.
+    public func replaceTLSContext(_ context: NIOSSLContext?) {
+        self.tlsContext.withLockedValue { $0 = context }
     }
 
     /// Loads remote key sets (bounded by their timeouts), then binds the listener and the admin
@@ -113,6 +128,8 @@ public final class GatewayServer: Sendable {
         let accessLog = self.accessLog
         let upstreamIdle = TimeAmount.fromSeconds(runtime.config.timeouts.upstreamIdleSeconds)
         let quiesce = self.quiesce
+        let tlsContext = self.tlsContext
+        let upstreamTLS = self.upstreamTLS
 
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
@@ -126,13 +143,18 @@ public final class GatewayServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let resources = registry.resources(for: channel.eventLoop, idleTimeout: upstreamIdle, accessLog: accessLog)
+                    let resources = registry.resources(
+                        for: channel.eventLoop, idleTimeout: upstreamIdle, tls: upstreamTLS, accessLog: accessLog)
                     let sync = channel.pipeline.syncOperations
+                    // A client that never completes the handshake is closed by the downstream
+                    // handler's idle timer, which starts when the connection does.
+                    let tls = tlsContext.withLockedValue { $0 }
+                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
                     try sync.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: false,
                         withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits)
-                    try sync.addHandler(DownstreamHandler(runtimes: runtimes, resources: resources))
+                    try sync.addHandler(DownstreamHandler(runtimes: runtimes, resources: resources, overTLS: tls != nil))
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -143,6 +165,7 @@ public final class GatewayServer: Sendable {
             "gateway listening",
             metadata: [
                 "address": "\(bound.hostAndPort)", "routes": "\(runtime.config.routes.count)",
+                "tls": "\(self.tlsContext.withLockedValue { $0 } != nil)",
                 "providers": "\(runtime.config.providers.count)",
             ])
         if let admin = adminListen ?? runtime.config.adminListen {
@@ -215,17 +238,31 @@ public final class GatewayServer: Sendable {
             notes.append("admin_listen stays \(old.config.adminListen.map { "\($0)" } ?? "off") until a restart")
             config.adminListen = old.config.adminListen
         }
+        if (config.tls == nil) != (old.config.tls == nil) {
+            notes.append(config.tls == nil ? "tls stays on until a restart" : "tls stays off until a restart")
+            config.tls = old.config.tls
+        }
+        // Everything that can fail comes before anything changes.
         let fetcher: HTTPFetcher?
+        let serverTLS: NIOSSLContext?
         do {
             fetcher = try Self.fetcher(for: config, group: self.group)
         } catch {
             self.reloads.withLockedValue { $0.failed += 1 }
             throw ConfigError(issues: [ConfigIssue(path: "providers", message: "\(error)")])
         }
+        do {
+            serverTLS = try config.tls?.makeServerContext()
+            try self.upstreamTLS.prepare(config.routes.map(\.upstream))
+        } catch {
+            self.reloads.withLockedValue { $0.failed += 1 }
+            throw ConfigError(issues: [ConfigIssue(path: "tls", message: "\(error)")])
+        }
         let keys = KeyRegistry(providers: config.providers, fetcher: fetcher, logger: self.logger, reusing: old.keys)
         await keys.start()
         let runtime = GatewayRuntime(config: config, keys: keys, logger: self.logger, epoch: old.epoch + 1)
         self.runtimes.replace(with: runtime)
+        if let serverTLS { self.replaceTLSContext(serverTLS) }
         old.keys.retire(handingOverTo: keys)
         if config.accessLog.path != old.config.accessLog.path || config.accessLog.path != nil {
             // Same file: reopen it, so a rotated log is followed.
@@ -318,11 +355,13 @@ final class LoopResourceRegistry: Sendable {
     private let all = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<LoopResources>]>([:])
 
     /// Must be called on `eventLoop` (once per connection, not per request).
-    func resources(for eventLoop: any EventLoop, idleTimeout: TimeAmount, accessLog: AccessLogSink) -> LoopResources {
+    func resources(
+        for eventLoop: any EventLoop, idleTimeout: TimeAmount, tls: UpstreamTLSContexts?, accessLog: AccessLogSink
+    ) -> LoopResources {
         let key = ObjectIdentifier(eventLoop)
         return self.all.withLockedValue { all in
             if let existing = all[key] { return existing.value }
-            let pool = UpstreamConnectionPool(eventLoop: eventLoop, idleTimeout: idleTimeout)
+            let pool = UpstreamConnectionPool(eventLoop: eventLoop, idleTimeout: idleTimeout, tls: tls)
             let resources = LoopResources(pool: pool, accessLog: accessLog)
             all[key] = NIOLoopBound(resources, eventLoop: eventLoop)
             return resources

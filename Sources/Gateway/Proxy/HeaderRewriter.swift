@@ -22,13 +22,16 @@ public enum HeaderRewriter {
         /// Remove the token before forwarding (`forward_token: false`).
         public var stripToken: Bool
         public var tokenSource: TokenSource
+        /// `X-Forwarded-Proto`: the scheme the client used to reach the gateway.
+        public var proto: String
         /// The request id header to set (the client's own copies are removed as identity headers).
         public var requestID: (name: String, value: String)?
 
         public init(
             clientAddress: String?, host: String, identity: [(name: String, value: String)], stripToken: Bool,
-            tokenSource: TokenSource, requestID: (name: String, value: String)? = nil
+            tokenSource: TokenSource, proto: String = "http", requestID: (name: String, value: String)? = nil
         ) {
+            self.proto = proto
             self.clientAddress = clientAddress
             self.host = host
             self.identity = identity
@@ -90,7 +93,7 @@ public enum HeaderRewriter {
         }
         if let client = forwarding.clientAddress { forwardedFor = forwardedFor.map { $0 + ", " + client } ?? client }
         if let forwardedFor { headers.add(name: "X-Forwarded-For", value: forwardedFor) }
-        headers.add(name: "X-Forwarded-Proto", value: "http")
+        headers.add(name: "X-Forwarded-Proto", value: forwarding.proto)
         headers.add(name: "X-Forwarded-Host", value: forwarding.host)
         for (name, value) in forwarding.identity { headers.add(name: name, value: value) }
         if let requestID = forwarding.requestID { headers.add(name: requestID.name, value: requestID.value) }

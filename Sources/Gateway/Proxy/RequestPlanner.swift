@@ -74,14 +74,16 @@ public struct RequestPlanner: Sendable {
 
     /// Decides what to do with a request: validate framing, normalise, route, authenticate,
     /// authorise, rewrite. Pure: the clock and the client address are parameters.
-    /// - Parameter cache: this event loop's verified-token cache, if any.
+    /// - Parameters:
+    ///   - overTLS: the request came over TLS (`X-Forwarded-Proto: https`).
+    ///   - cache: this event loop's verified-token cache, if any.
     public func plan(
-        _ head: HTTPRequestHead, clientAddress: String?, now: Double, allowKeyRefresh: Bool = true,
-        cache: TokenCache? = nil
+        _ head: HTTPRequestHead, clientAddress: String?, overTLS: Bool = false, now: Double,
+        allowKeyRefresh: Bool = true, cache: TokenCache? = nil
     ) -> RequestPlan {
         var context = PlanContext(generator: nil)
         return self.plan(
-            head, clientAddress: clientAddress, now: now, allowKeyRefresh: allowKeyRefresh, cache: cache,
+            head, clientAddress: clientAddress, overTLS: overTLS, now: now, allowKeyRefresh: allowKeyRefresh, cache: cache,
             context: &context)
     }
 
@@ -89,7 +91,7 @@ public struct RequestPlanner: Sendable {
     /// the normalised path and the request id (generated with `context.generator` when the client
     /// sent none; without a generator, no id is generated).
     public func plan(
-        _ head: HTTPRequestHead, clientAddress: String?, now: Double, allowKeyRefresh: Bool = true,
+        _ head: HTTPRequestHead, clientAddress: String?, overTLS: Bool = false, now: Double, allowKeyRefresh: Bool = true,
         cache: TokenCache? = nil, context: inout PlanContext
     ) -> RequestPlan {
         let requestIDs = self.config.requestID
@@ -180,8 +182,8 @@ public struct RequestPlanner: Sendable {
         let forwarding = HeaderRewriter.Forwarding(
             clientAddress: clientAddress, host: host, identity: identity,
             stripToken: !self.config.forwardToken && route.auth == .required, tokenSource: self.config.token,
-            requestID: context.requestID.map { (requestIDs.header, $0) })
-        var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: normalized.target)
+            proto: overTLS ? "https" : "http", requestID: context.requestID.map { (requestIDs.header, $0) })
+        var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: route.upstreamTarget(normalized))
         upstreamHead.headers = HeaderRewriter.requestHeaders(
             head.headers, identityHeaderNames: self.identityHeaderNames, forwarding: forwarding)
         return .forward(

@@ -1,11 +1,15 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Keep-alive connections to upstreams, one pool per event loop.
 ///
 /// A downstream connection only ever leases from the pool of its own loop, so a request and its
 /// upstream connection share one thread: no locks, no hops. Touched only on `eventLoop`.
+///
+/// Connections are pooled by `Upstream.Endpoint` (scheme, host, port, trusted CAs), so routes
+/// that differ only in base path share connections while http and https never do.
 final class UpstreamConnectionPool {
     /// Counters for `/metrics`.
     struct Stats {
@@ -22,6 +26,8 @@ final class UpstreamConnectionPool {
     let eventLoop: any EventLoop
     private let idleTimeout: TimeAmount
     private var counters = Stats()
+    /// Client TLS contexts for https upstreams.
+    private let tls: UpstreamTLSContexts?
     /// Idle connections kept per upstream; more are closed on release.
     private let maximumIdlePerUpstream: Int
     /// Idle connections per upstream, most recently used last. A class, so taking one out does
@@ -30,32 +36,39 @@ final class UpstreamConnectionPool {
         var connections: [UpstreamHandler] = []
     }
 
-    private var idle: [Upstream: IdleList] = [:]
+    private var idle: [Upstream.Endpoint: IdleList] = [:]
     private var isClosed = false
     /// One sweeper per pool closes connections idle for `idleTimeout`; releasing a connection
     /// only stamps it, so the request path schedules nothing.
     private var sweeper: Scheduled<Void>?
 
-    init(eventLoop: any EventLoop, idleTimeout: TimeAmount, maximumIdlePerUpstream: Int = 256) {
+    init(
+        eventLoop: any EventLoop, idleTimeout: TimeAmount, tls: UpstreamTLSContexts? = nil, maximumIdlePerUpstream: Int = 256
+    ) {
         self.eventLoop = eventLoop
         self.idleTimeout = idleTimeout
+        self.tls = tls
         self.maximumIdlePerUpstream = maximumIdlePerUpstream
     }
 
     /// Hands out an idle connection to `upstream` (most recently used first), or opens one.
-    /// `reused` tells the caller whether the connection served a request before.
+    /// `reused` tells the caller whether the connection served a request before. A new https
+    /// connection is handed out once its TLS handshake succeeded; `connect_seconds` bounds the TCP
+    /// connect and the handshake together.
     var stats: Stats {
         var stats = self.counters
         stats.idle = self.idle.values.reduce(0) { $0 + $1.connections.count }
         return stats
     }
 
+    /// - Parameter connectTimeout: the route's `connect_seconds` (TCP connect and TLS handshake).
     func lease(
         _ upstream: Upstream, allowReuse: Bool = true, connectTimeout: TimeAmount,
         _ completion: @escaping (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void
     ) {
         self.eventLoop.preconditionInEventLoop()
-        if allowReuse, let list = self.idle[upstream] {
+        let endpoint = upstream.endpoint
+        if allowReuse, let list = self.idle[endpoint] {
             while let connection = list.connections.popLast() {
                 connection.isIdle = false
                 if connection.isActive {
@@ -65,28 +78,51 @@ final class UpstreamConnectionPool {
                 }
             }
         }
+        let sslContext = endpoint.tls ? self.tls?.context(for: endpoint) : nil
+        if endpoint.tls && sslContext == nil {
+            completion(.failure(UpstreamTLSFailure(description: "no TLS context was prepared for \(upstream)")))
+            return
+        }
+        let deadline = NIODeadline.now() + connectTimeout
         let bootstrap = ClientBootstrap(group: self.eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(upstream: upstream))
+                    let sync = channel.pipeline.syncOperations
+                    if let sslContext {
+                        try sync.addHandler(
+                            NIOSSLClientHandler(context: sslContext, serverHostname: ClientTLS.serverName(for: endpoint.host)))
+                    }
+                    try sync.addHTTPClientHandlers()
+                    try sync.addHandler(UpstreamHandler(endpoint: endpoint))
                 }
             }
-        bootstrap.connect(host: upstream.host, port: upstream.port).assumeIsolated().whenComplete { result in
+        bootstrap.connect(host: endpoint.host, port: endpoint.port).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 self.counters.connects += 1
                 self.counters.open += 1
                 channel.closeFuture.assumeIsolated().whenComplete { _ in self.counters.open -= 1 }
+                let handler: UpstreamHandler
                 do {
-                    let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                    handler.pool = self
-                    completion(.success((handler, false)))
+                    handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
                 } catch {
                     channel.close(promise: nil)
                     completion(.failure(error))
+                    return
+                }
+                handler.pool = self
+                handler.whenReady(by: deadline, timeout: connectTimeout) { ready in
+                    switch ready {
+                    case .success:
+                        completion(.success((handler, false)))
+                    case .failure(let error as ChannelError):
+                        completion(.failure(error))
+                    case .failure(let error):
+                        handler.close()
+                        completion(.failure(UpstreamTLSFailure(description: "TLS handshake failed: \(error)")))
+                    }
                 }
             case .failure(let error):
                 completion(.failure(error))
@@ -98,11 +134,11 @@ final class UpstreamConnectionPool {
     func release(_ connection: UpstreamHandler) {
         self.eventLoop.preconditionInEventLoop()
         let list: IdleList
-        if let existing = self.idle[connection.upstream] {
+        if let existing = self.idle[connection.endpoint] {
             list = existing
         } else {
             list = IdleList()
-            self.idle[connection.upstream] = list
+            self.idle[connection.endpoint] = list
         }
         guard !self.isClosed, connection.isActive, list.connections.count < self.maximumIdlePerUpstream else {
             connection.close()
@@ -140,7 +176,7 @@ final class UpstreamConnectionPool {
 
     /// Forgets a connection that closed while idle.
     func remove(_ connection: UpstreamHandler) {
-        self.idle[connection.upstream]?.connections.removeAll { $0 === connection }
+        self.idle[connection.endpoint]?.connections.removeAll { $0 === connection }
     }
 
     /// Closes every idle connection and refuses to keep any more (shutdown).
@@ -157,3 +193,9 @@ final class UpstreamConnectionPool {
 
 @available(*, unavailable)
 extension UpstreamConnectionPool: Sendable {}
+
+/// An https upstream that could not be used: its certificate chain or name did not verify, or
+/// the handshake failed otherwise (→ 502).
+struct UpstreamTLSFailure: Error, CustomStringConvertible {
+    let description: String
+}

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOTLS
 
 /// What an upstream connection reports to the downstream connection that leased it.
 protocol UpstreamHandlerDelegate: AnyObject {
@@ -19,7 +20,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    let upstream: Upstream
+    let endpoint: Upstream.Endpoint
     weak var pool: UpstreamConnectionPool?
     /// The exchange using this connection; nil while idle.
     weak var delegate: (any UpstreamHandlerDelegate)?
@@ -29,8 +30,18 @@ final class UpstreamHandler: ChannelDuplexHandler {
     var isIdle = false
     private(set) var idleSince = NIODeadline.now()
 
-    init(upstream: Upstream) {
-        self.upstream = upstream
+    /// Where the TLS handshake stands (https only): a connection is handed out once it completed.
+    private enum Handshake {
+        case notNeeded
+        case inProgress(waiter: ((Result<Void, any Error>) -> Void)?, timer: Scheduled<Void>?)
+        case failed(any Error)
+    }
+
+    private var handshake: Handshake
+
+    init(endpoint: Upstream.Endpoint) {
+        self.endpoint = endpoint
+        self.handshake = endpoint.tls ? .inProgress(waiter: nil, timer: nil) : .notNeeded
     }
 
     var isActive: Bool { self.context?.channel.isActive ?? false }
@@ -63,7 +74,13 @@ final class UpstreamHandler: ChannelDuplexHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event { self.finishHandshake(.success(())) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        self.finishHandshake(.failure(ChannelError.eof))
         if self.isIdle { self.pool?.remove(self) }
         let delegate = self.delegate
         self.delegate = nil
@@ -72,6 +89,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.finishHandshake(.failure(error))
         let delegate = self.delegate
         self.delegate = nil
         delegate?.upstreamClosed(error: error)
@@ -84,6 +102,40 @@ final class UpstreamHandler: ChannelDuplexHandler {
         } else {
             context.read()
         }
+    }
+
+    // MARK: TLS handshake
+
+    /// Calls `body` once the connection can carry a request: at once for http; for https when the
+    /// TLS handshake has completed (peer chain and name verified), failed, or not finished by
+    /// `deadline` (then the connection is closed and `body` gets `ChannelError.connectTimeout`).
+    func whenReady(by deadline: NIODeadline, timeout: TimeAmount, _ body: @escaping (Result<Void, any Error>) -> Void) {
+        switch self.handshake {
+        case .notNeeded:
+            body(.success(()))
+        case .failed(let error):
+            body(.failure(error))
+        case .inProgress(_, let existing):
+            existing?.cancel()
+            var timer: Scheduled<Void>?
+            if let context = self.context {
+                timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+                    self?.finishHandshake(.failure(ChannelError.connectTimeout(timeout)))
+                    self?.close()
+                }
+            }
+            self.handshake = .inProgress(waiter: body, timer: timer)
+        }
+    }
+
+    private func finishHandshake(_ result: Result<Void, any Error>) {
+        guard case .inProgress(let waiter, let timer) = self.handshake else { return }
+        timer?.cancel()
+        switch result {
+        case .success: self.handshake = .notNeeded
+        case .failure(let error): self.handshake = .failed(error)
+        }
+        waiter?(result)
     }
 
     // MARK: Used by the downstream side (same event loop)

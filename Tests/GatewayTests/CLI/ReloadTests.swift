@@ -163,6 +163,43 @@ struct ReloadTests {
     }
 }
 
+extension ReloadTests {
+    @Test("A reload picks up a renewed certificate for new connections; open ones keep theirs; a broken key is rejected")
+    func certificateReload() async throws {
+        let oldCA = try TestCertificateAuthority()
+        let newCA = try TestCertificateAuthority()
+        let files = try TemporaryFiles()
+        defer { files.remove() }
+        let tls = try EndToEnd.TLS.listenerTLS(oldCA, files)
+        try await withGateway(config: { openConfig($0, extra: [tls]) }) { env in
+            let before = try await env.connect(tls: try oldCA.clientContext())
+            try await before.send(httpRequest("GET", "/x"))
+            #expect(try await before.readResponse().status == 200)
+
+            // Renewal writes new files at the same paths, then SIGHUP (here: reload).
+            _ = try EndToEnd.TLS.listenerTLS(newCA, files)
+            let text = openConfig(env.upstreams, extra: [tls])
+            try await env.server.reload(try ConfigJSON.load(text))
+
+            let renewed = try await env.connect(tls: try newCA.clientContext())
+            try await renewed.send(httpRequest("GET", "/x"))
+            #expect(try await renewed.readResponse().status == 200)
+            let stale = try await env.connect(tls: try oldCA.clientContext())
+            await stale.sendIgnoringErrors(httpRequest("GET", "/x"))
+            #expect(await stale.waitForClose(), "a client trusting only the old CA was served")
+            try await before.send(httpRequest("GET", "/x"))
+            #expect(try await before.readResponse().status == 200)
+
+            // A key that does not load: the configuration is refused before anything changes.
+            _ = try files.write("server.key", "-----BEGIN PRIVATE KEY-----\nbm9wZQ==\n-----END PRIVATE KEY-----\n")
+            #expect(throws: ConfigError.self) { try ConfigJSON.load(text) }
+            let still = try await env.connect(tls: try newCA.clientContext())
+            try await still.send(httpRequest("GET", "/x"))
+            #expect(try await still.readResponse().status == 200)
+        }
+    }
+}
+
 @Suite("Command line: SIGHUP reload")
 struct SignalReloadTests {
     @Test("SIGHUP under load: a bad config is rejected with its reasons and the old one kept; a good one applies; zero failed requests")

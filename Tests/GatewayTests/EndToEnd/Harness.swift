@@ -10,6 +10,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Testing
 import _CryptoExtras
 
@@ -483,12 +484,19 @@ final class RawClient: Sendable {
         self.inbox = inbox
     }
 
-    static func connect(port: Int, host: String = "127.0.0.1") async throws -> RawClient {
+    /// - Parameter tls: speak TLS with this client context (the server's name is checked against
+    ///   `serverName`, or its IP address without one).
+    static func connect(
+        port: Int, host: String = "127.0.0.1", tls: NIOSSLContext? = nil, serverName: String? = nil
+    ) async throws -> RawClient {
         let inbox = Watched(ClientInbox())
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                    }
                     try channel.pipeline.syncOperations.addHandler(ByteCollector(inbox: inbox))
                 }
             }
@@ -595,18 +603,23 @@ final class TestUpstream: Sendable {
     let stats: Watched<UpstreamStats>
     private let accepted: Locked<[any Channel]>
     let port: Int
+    let tls: Bool
 
-    private init(serverChannel: any Channel, stats: Watched<UpstreamStats>, accepted: Locked<[any Channel]>) throws {
+    private init(
+        serverChannel: any Channel, stats: Watched<UpstreamStats>, accepted: Locked<[any Channel]>, tls: Bool
+    ) throws {
         self.serverChannel = serverChannel
         self.stats = stats
         self.accepted = accepted
+        self.tls = tls
         guard let port = serverChannel.localAddress?.port else { throw E2EFailure("upstream has no port") }
         self.port = port
     }
 
-    var url: String { "http://127.0.0.1:\(self.port)" }
+    var url: String { "\(self.tls ? "https" : "http")://127.0.0.1:\(self.port)" }
 
-    static func start() async throws -> TestUpstream {
+    /// - Parameter tls: serve https with this context.
+    static func start(tls: NIOSSLContext? = nil) async throws -> TestUpstream {
         let stats = Watched(UpstreamStats())
         let accepted = Locked<[any Channel]>([])
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -619,6 +632,7 @@ final class TestUpstream: Sendable {
                 accepted.withLock { $0.append(channel) }
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
                     try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                     try sync.addHandler(RequestCounter(stats: stats))
                     try sync.addHandler(EchoHandler())
@@ -626,7 +640,7 @@ final class TestUpstream: Sendable {
             }
             .bind(host: "127.0.0.1", port: 0)
             .get()
-        return try TestUpstream(serverChannel: channel, stats: stats, accepted: accepted)
+        return try TestUpstream(serverChannel: channel, stats: stats, accepted: accepted, tls: tls != nil)
     }
 
     var snapshot: UpstreamStats { self.stats.read { $0 } }
@@ -669,9 +683,9 @@ final class GatewayEnv: Sendable {
 
     var upstream: TestUpstream { self.upstreams[0] }
 
-    /// A new client connection to the gateway, closed when the test ends.
-    func connect() async throws -> RawClient {
-        let client = try await RawClient.connect(port: self.port)
+    /// A new client connection to the gateway (TLS with `tls`), closed when the test ends.
+    func connect(tls: NIOSSLContext? = nil, serverName: String? = nil) async throws -> RawClient {
+        let client = try await RawClient.connect(port: self.port, tls: tls, serverName: serverName)
         self.clients.withLock { $0.append(client) }
         return client
     }
@@ -703,13 +717,14 @@ final class GatewayEnv: Sendable {
 
 /// Starts `upstreamCount` upstreams and a gateway configured by `config` (given the upstreams),
 /// runs `body`, and tears everything down, also when `body` throws.
+/// `upstreamTLS`: the upstreams serve https with this context.
 func withGateway(
-    upstreams upstreamCount: Int = 1, config: ([TestUpstream]) -> String,
+    upstreams upstreamCount: Int = 1, upstreamTLS: NIOSSLContext? = nil, config: ([TestUpstream]) -> String,
     _ body: (GatewayEnv) async throws -> Void
 ) async throws {
     var upstreams: [TestUpstream] = []
     do {
-        for _ in 0..<upstreamCount { upstreams.append(try await TestUpstream.start()) }
+        for _ in 0..<upstreamCount { upstreams.append(try await TestUpstream.start(tls: upstreamTLS)) }
     } catch {
         for upstream in upstreams { await upstream.stop() }
         throw error

@@ -55,16 +55,86 @@ struct PathAndRoutingTests {
         #expect(table.route(for: "/") == nil)
     }
 
-    @Test("Upstream URLs: http with host and optional port only")
+    @Test("Upstream URLs: http or https, host, optional port and base path")
     func upstreams() {
         #expect((try? Upstream.parse("http://127.0.0.1:9000").get()) == Upstream(host: "127.0.0.1", port: 9000))
         #expect((try? Upstream.parse("http://svc/").get()) == Upstream(host: "svc", port: 80))
         #expect((try? Upstream.parse("http://[::1]:81").get()) == Upstream(host: "::1", port: 81))
-        for bad in ["htp://x", "https://x", "http://", "http://x:0", "http://x:99999", "http://x/path", "http://u:p@x", "x:80"] {
+        #expect((try? Upstream.parse("https://svc").get()) == Upstream(host: "svc", port: 443, tls: true))
+        #expect((try? Upstream.parse("HTTPS://svc:8443/v2").get()) == Upstream(host: "svc", port: 8443, tls: true, basePath: "/v2"))
+        #expect((try? Upstream.parse("http://svc/v2/").get()) == Upstream(host: "svc", port: 80, basePath: "/v2/"))
+        #expect((try? Upstream.parse("http://svc/a%20b/c").get())?.basePath == "/a%20b/c")
+        for bad in [
+            "htp://x", "http://", "https://", "http://x:0", "http://x:99999", "http://u:p@x", "x:80", "http://x/v2?a=1",
+            "http://x/v2#f", "http://x/a/../b", "http://x//v2", "http://x/v2/./", "http://x/a%2Fb", "http://::1/",
+        ] {
             #expect((try? Upstream.parse(bad).get()) == nil, "\(bad)")
         }
         if case .failure(let problem) = Upstream.parse("htp://x") {
-            #expect(problem.description == #""htp://x" is not an http URL"#)
+            #expect(problem.description == #""htp://x" is not an http URL (http:// or https://)"#)
         }
+        if case .failure(let problem) = Upstream.parse("http://x/a/../b") {
+            #expect(problem.description == #""http://x/a/../b" has a base path that is not normalised (did you mean "/b"?)"#)
+        }
+    }
+
+    @Test("http and https to the same host and port are different endpoints; base paths share one")
+    func endpoints() throws {
+        let plain = try Upstream.parse("http://svc:8443").get()
+        let secure = try Upstream.parse("https://svc:8443").get()
+        let v1 = try Upstream.parse("https://svc:8443/v1").get()
+        let v2 = try Upstream.parse("https://svc:8443/v2").get()
+        #expect(plain.endpoint != secure.endpoint)
+        #expect(v1.endpoint == v2.endpoint)
+        #expect(v1.endpoint == secure.endpoint)
+        #expect(secure.trusting(caFile: "/ca.pem").endpoint != secure.endpoint)
+        #expect(v2.description == "https://svc:8443/v2")
+    }
+
+    func target(_ prefix: String, _ upstream: String, strip: Bool, _ request: String) throws -> String {
+        let route = Route(
+            pathPrefix: prefix, upstream: try Upstream.parse(upstream).get(), stripPrefix: strip, auth: .none,
+            requireClaims: [], providerIndices: nil, index: 0)
+        let normalized = try PathNormalizer.normalize(request).get()
+        try #require(route.matches(normalized.path))
+        return route.upstreamTarget(normalized)
+    }
+
+    @Test(
+        "strip_prefix removes the matched prefix, then the base path goes in front; the query is untouched",
+        arguments: [
+            // prefix, upstream, strip, request → forwarded
+            ("/api", "http://h/v2", true, "/api/users?x=1", "/v2/users?x=1"),
+            ("/api", "http://h/v2", true, "/api", "/v2"),
+            ("/api", "http://h/v2", true, "/api/", "/v2/"),
+            ("/api", "http://h/v2", true, "/api?q", "/v2?q"),
+            ("/api", "http://h/v2/", true, "/api", "/v2/"),
+            ("/api", "http://h/v2/", true, "/api/users", "/v2/users"),
+            ("/api", "http://h/v2", false, "/api/users", "/v2/api/users"),
+            ("/api", "http://h/v2/", false, "/api/users?a=/../b", "/v2/api/users?a=/../b"),
+            ("/api", "http://h", true, "/api/users", "/users"),
+            ("/api", "http://h", true, "/api", "/"),
+            ("/api", "http://h", true, "/api?x=%2F", "/?x=%2F"),
+            ("/api", "http://h/", true, "/api/", "/"),
+            ("/api", "http://h", false, "/api/users?x", "/api/users?x"),
+            ("/", "http://h/v2", true, "/users", "/v2/users"),
+            ("/", "http://h/v2", false, "/", "/v2/"),
+            ("/", "http://h", true, "/x?y", "/x?y"),
+            ("/a/b", "http://h/c", true, "/a/b/../b/./d", "/c/d"),
+            ("/api", "http://h/v2", true, "/api/%7Euser/x%20y", "/v2/~user/x%20y"),
+        ])
+    func rewrites(_ prefix: String, _ upstream: String, _ strip: Bool, _ request: String, _ expected: String) throws {
+        #expect(try self.target(prefix, upstream, strip: strip, request) == expected)
+    }
+
+    @Test("A rewritten path cannot climb out of the base path: dot segments are resolved before routing")
+    func rewriteCannotEscape() throws {
+        // `/api/../admin` is normalised to `/admin` first, which this route does not match.
+        let normalized = try PathNormalizer.normalize("/api/../admin").get()
+        let route = Route(
+            pathPrefix: "/api", upstream: try Upstream.parse("http://h/v2").get(), stripPrefix: true, auth: .none,
+            requireClaims: [], providerIndices: nil, index: 0)
+        #expect(!route.matches(normalized.path))
+        #expect(try self.target("/api", "http://h/v2", strip: true, "/api/x/../../api/y") == "/v2/y")
     }
 }

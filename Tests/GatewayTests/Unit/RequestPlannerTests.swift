@@ -99,6 +99,35 @@ struct RequestPlannerTests {
         #expect(plan.head.headers["x-forwarded-for"] == ["192.0.2.1"])
     }
 
+    @Test("X-Forwarded-Proto says how the client reached the gateway; a client's own value is replaced")
+    func forwardedProto() throws {
+        let head = self.head("/healthz", [("Host", "gw"), ("X-Forwarded-Proto", "https")])
+        guard case .forward(let plain) = self.planner.plan(head, clientAddress: nil, now: WallClock.now()),
+            case .forward(let secure) = self.planner.plan(head, clientAddress: nil, overTLS: true, now: WallClock.now())
+        else {
+            Issue.record("not forwarded")
+            return
+        }
+        #expect(plain.head.headers["x-forwarded-proto"] == ["http"])
+        #expect(secure.head.headers["x-forwarded-proto"] == ["https"])
+    }
+
+    @Test("The upstream head carries the path rewritten by strip_prefix and the base path")
+    func rewrittenTarget() throws {
+        let config = try ConfigLoader(environment: ["S": TestSupport.secret]).load(Array("""
+            {"routes": [{"path_prefix": "/api", "upstream": "https://svc:8443/v2", "strip_prefix": true, "auth": "none"}]}
+            """.utf8))
+        let planner = RequestPlanner(config: config)
+        guard case .forward(let plan) = planner.plan(self.head("/api/./users/../items?x=%2F"), clientAddress: nil, now: 0)
+        else {
+            Issue.record("not forwarded")
+            return
+        }
+        #expect(plan.head.uri == "/v2/items?x=%2F")
+        #expect(plan.upstream == Upstream(host: "svc", port: 8443, tls: true, basePath: "/v2"))
+        #expect(plan.head.headers["host"] == ["gw"])
+    }
+
     @Test("Missing token: 401 with a bare challenge; invalid: invalid_token with a description")
     func unauthorised() throws {
         guard case .respond(let missing, _) = self.plan(self.head("/api")) else { Issue.record("forwarded"); return }
