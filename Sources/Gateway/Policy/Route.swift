@@ -81,10 +81,13 @@ public struct Route: Sendable {
     public let providerIndices: [Int]?
     /// The route's position in the configuration, for logs.
     public let index: Int
+    /// Protocols an `Upgrade` request may switch to on this route (lower-cased tokens, `name` or
+    /// `name/version`); empty: no upgrades. Never `h2c` or `h2` (see `UpgradeRules`).
+    public let upgrade: [String]
 
     public init(
         pathPrefix: String, upstream: Upstream, auth: Auth, requireClaims: [(claim: String, values: [String])],
-        providerIndices: [Int]?, index: Int
+        providerIndices: [Int]?, index: Int, upgrade: [String] = ["websocket"]
     ) {
         self.pathPrefix = pathPrefix
         self.upstream = upstream
@@ -92,6 +95,7 @@ public struct Route: Sendable {
         self.requireClaims = requireClaims
         self.providerIndices = providerIndices
         self.index = index
+        self.upgrade = upgrade
     }
 
     /// Whether `path` (normalised) is under this route's prefix on a segment boundary.
