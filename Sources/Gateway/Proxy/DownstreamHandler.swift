@@ -9,6 +9,8 @@ struct DownstreamSettings: Sendable {
     let upstreamTimeout: TimeAmount
     let clientIdleTimeout: TimeAmount
     let maxBodyBytes: Int
+    /// An established tunnel with no traffic this long is closed (`timeouts.tunnel_idle_seconds`).
+    let tunnelIdleTimeout: TimeAmount
 }
 
 /// One client connection: decides each request with `RequestPlanner`, answers locally or streams
@@ -39,6 +41,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         var closeAfterResponse = false
         /// When the upstream's response head is due (set once the whole request was sent).
         var responseDeadline: NIODeadline?
+        /// The `101` to relay once the upstream's response ends (a tunnelled upgrade).
+        var switchingHead: HTTPResponseHead?
 
         init(plan: ForwardPlan, requestVersion: HTTPVersion, requestKeepAlive: Bool) {
             self.plan = plan
@@ -294,7 +298,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
 
     private func connect(_ exchange: Exchange, allowReuse: Bool) {
         exchange.attempts += 1
-        self.pool.lease(exchange.plan.upstream, allowReuse: allowReuse) { [self] result in
+        let leased: (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void = { [self] result in
             guard case .proxying(let current) = self.state, current === exchange, let context = self.context else {
                 // The client went away or the exchange failed meanwhile.
                 if case .success(let lease) = result { lease.connection.close() }
@@ -311,6 +315,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
                 if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }
                 self.fail(exchange, with: timedOut ? .gatewayTimeout : .badGateway, context: context)
             }
+        }
+        if exchange.plan.upgrade != nil {
+            // Never a pooled connection: it becomes a tunnel or closes after this exchange.
+            self.pool.connectDedicated(exchange.plan.upstream, leased)
+        } else {
+            self.pool.lease(exchange.plan.upstream, allowReuse: allowReuse, leased)
         }
     }
 
@@ -347,6 +357,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     func upstreamReceived(_ part: HTTPClientResponsePart) {
         guard case .proxying(let exchange) = self.state, let context = self.context else { return }
         switch part {
+        case .head(let upstreamHead) where upstreamHead.status == .switchingProtocols:
+            self.upstreamSwitching(upstreamHead, exchange: exchange, context: context)
+        case .end where exchange.switchingHead != nil:
+            self.startTunnel(exchange, context: context)
         case .head(let upstreamHead):
             exchange.responseDeadline = nil
             exchange.upstreamKeepAlive = upstreamHead.isKeepAlive
@@ -400,7 +414,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         if let connection = exchange.connection {
             exchange.connection = nil
             connection.delegate = nil
-            if exchange.requestEnded && exchange.upstreamKeepAlive {
+            if exchange.requestEnded && exchange.upstreamKeepAlive && exchange.plan.upgrade == nil {
                 self.pool.release(connection)
             } else {
                 connection.close()
@@ -441,6 +455,38 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         self.state = keepAlive ? .idle : .closing
         self.answer(response, version: exchange.requestVersion, keepAlive: keepAlive, context: context)
         if keepAlive { self.startIdleTimer() }
+    }
+
+    // MARK: Protocol upgrade
+
+    /// A `101` head from the upstream: for a tunnelled upgrade that switched to a protocol the
+    /// client offered, wait for its end and then tunnel; anything else is a bad gateway (NIO's
+    /// decoder reads nothing more on that connection after a 101).
+    private func upstreamSwitching(_ upstreamHead: HTTPResponseHead, exchange: Exchange, context: ChannelHandlerContext) {
+        guard let requested = exchange.plan.upgrade, exchange.requestEnded,
+            let head = HeaderRewriter.switchingProtocolsHead(upstreamHead, requested: requested)
+        else {
+            self.settings.logger.warning(
+                "upstream switched protocols unasked",
+                metadata: ["upstream": "\(exchange.plan.upstream)", "upgrade": "\(upstreamHead.headers["upgrade"])"])
+            self.fail(exchange, with: .badGateway, context: context)
+            return
+        }
+        exchange.responseDeadline = nil
+        exchange.switchingHead = head
+    }
+
+    /// The `101` is complete: hand both connections to a tunnel. This handler leaves the pipeline.
+    private func startTunnel(_ exchange: Exchange, context: ChannelHandlerContext) {
+        guard let connection = exchange.connection, let head = exchange.switchingHead else { return }
+        exchange.connection = nil
+        exchange.responseHeadSent = true
+        connection.delegate = nil
+        self.cancelWatchdog()
+        self.state = .closing
+        TunnelSplice.splice(
+            downstream: context, upstream: connection, head: head, idleTimeout: self.settings.tunnelIdleTimeout,
+            logger: self.settings.logger)
     }
 
     // MARK: Helpers

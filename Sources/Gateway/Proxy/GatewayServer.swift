@@ -42,7 +42,8 @@ public final class GatewayServer: Sendable {
             logger: self.logger,
             upstreamTimeout: .nanoseconds(Int64(self.config.timeouts.upstreamSeconds * 1e9)),
             clientIdleTimeout: .nanoseconds(Int64(self.config.timeouts.clientIdleSeconds * 1e9)),
-            maxBodyBytes: self.config.limits.maxBodyBytes)
+            maxBodyBytes: self.config.limits.maxBodyBytes,
+            tunnelIdleTimeout: .nanoseconds(Int64(self.config.timeouts.tunnelIdleSeconds * 1e9)))
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = self.config.limits.maxHeaderBytes
         limits.maxHeaderListSize = self.config.limits.maxHeaderBytes
@@ -67,9 +68,13 @@ public final class GatewayServer: Sendable {
                     let (pool, cache) = pools.resources(
                         for: channel.eventLoop, connectTimeout: connectTimeout, idleTimeout: upstreamIdle)
                     let sync = channel.pipeline.syncOperations
+                    // An upgrade configuration without upgraders: NIO's own upgrade handler only
+                    // passes the first request on and leaves, but the request decoder is then set up
+                    // to hand the bytes after an upgrade request to whatever follows it when removed
+                    // (`.forwardBytes`), which a tunnel needs (`TunnelSplice`).
                     try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: false,
-                        withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
+                        withPipeliningAssistance: true, withServerUpgrade: (upgraders: [], completionHandler: { _ in }),
+                        withErrorHandling: false, withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits)
                     try sync.addHandler(DownstreamHandler(settings: settings, pool: pool, tokenCache: cache))
                 }

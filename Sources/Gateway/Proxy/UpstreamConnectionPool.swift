@@ -47,13 +47,31 @@ final class UpstreamConnectionPool {
                 }
             }
         }
+        self.open(upstream, dedicated: false, completion)
+    }
+
+    /// Opens a connection that never joins the pool, for an `Upgrade` request: it either becomes
+    /// a tunnel or closes after its one response. Its response decoder hands the bytes that follow
+    /// a `101` head on to the tunnel instead of dropping them.
+    func connectDedicated(
+        _ upstream: Upstream, _ completion: @escaping (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void
+    ) {
+        self.eventLoop.preconditionInEventLoop()
+        self.open(upstream, dedicated: true, completion)
+    }
+
+    private func open(
+        _ upstream: Upstream, dedicated: Bool,
+        _ completion: @escaping (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void
+    ) {
         let bootstrap = ClientBootstrap(group: self.eventLoop)
             .connectTimeout(self.connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(upstream: upstream))
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        leftOverBytesStrategy: dedicated ? .forwardBytes : .dropBytes)
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(upstream: upstream, pooled: !dedicated))
                 }
             }
         bootstrap.connect(host: upstream.host, port: upstream.port).assumeIsolated().whenComplete { result in
@@ -61,7 +79,7 @@ final class UpstreamConnectionPool {
             case .success(let channel):
                 do {
                     let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                    handler.pool = self
+                    if !dedicated { handler.pool = self }
                     completion(.success((handler, false)))
                 } catch {
                     channel.close(promise: nil)
@@ -83,7 +101,8 @@ final class UpstreamConnectionPool {
             list = IdleList()
             self.idle[connection.upstream] = list
         }
-        guard !self.isClosed, connection.isActive, list.connections.count < self.maximumIdlePerUpstream else {
+        guard connection.pooled, !self.isClosed, connection.isActive, list.connections.count < self.maximumIdlePerUpstream
+        else {
             connection.close()
             return
         }

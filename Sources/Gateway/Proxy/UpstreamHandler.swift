@@ -20,6 +20,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     let upstream: Upstream
+    /// False for a dedicated connection (an `Upgrade` request's), which the pool never takes back.
+    let pooled: Bool
     weak var pool: UpstreamConnectionPool?
     /// The exchange using this connection; nil while idle.
     weak var delegate: (any UpstreamHandlerDelegate)?
@@ -29,10 +31,12 @@ final class UpstreamHandler: ChannelDuplexHandler {
     var isIdle = false
     private(set) var idleSince = NIODeadline.now()
 
-    init(upstream: Upstream) {
+    init(upstream: Upstream, pooled: Bool = true) {
         self.upstream = upstream
+        self.pooled = pooled
     }
 
+    var channel: (any Channel)? { self.context?.channel }
     var isActive: Bool { self.context?.channel.isActive ?? false }
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
