@@ -97,8 +97,8 @@ public final class GatewayServer: Sendable {
         await self.pools.cacheStats()
     }
 
-    /// Stops accepting, lets in-flight requests finish (idle connections close at once), then
-    /// closes pooled upstream connections. Gives up waiting after `drainTimeout`.
+    /// Stops accepting, lets in-flight requests finish (idle connections and tunnels close at
+    /// once), then closes pooled upstream connections. Gives up waiting after `drainTimeout`.
     public func shutdown(drainTimeout: TimeAmount = .seconds(30)) async {
         guard self.serverChannel.withLockedValue({ $0 }) != nil else { return }
         let loop = self.group.next()

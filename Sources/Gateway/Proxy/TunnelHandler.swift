@@ -25,18 +25,59 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// What both sides share: the idle timer and the counts for the closing log line.
+    ///
+    /// The timer runs until both channels are closed, so a side left draining its output after
+    /// the other closed (to a peer that no longer reads) is still closed when the tunnel idles.
     final class Shared {
         let idleTimeout: TimeAmount
         let logger: Logger
+        weak var client: TunnelHandler?
+        weak var upstream: TunnelHandler?
         var lastActivity = NIODeadline.now()
         var idleTimer: Scheduled<Void>?
+        var openSides = 2
         var bytesFromClient = 0
         var bytesFromUpstream = 0
-        var finished = false
+        var logged = false
 
         init(idleTimeout: TimeAmount, logger: Logger) {
             self.idleTimeout = idleTimeout
             self.logger = logger
+        }
+
+        func armIdleTimer(on eventLoop: any EventLoop) {
+            let deadline = self.lastActivity + self.idleTimeout
+            self.idleTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+                self.idleTimer = nil
+                guard self.openSides > 0 else { return }
+                if NIODeadline.now() >= self.lastActivity + self.idleTimeout {
+                    self.log("idle")
+                    self.client?.context?.close(promise: nil)
+                    self.upstream?.context?.close(promise: nil)
+                } else {
+                    self.armIdleTimer(on: eventLoop)
+                }
+            }
+        }
+
+        func sideClosed() {
+            self.openSides -= 1
+            if self.openSides == 0 {
+                self.idleTimer?.cancel()
+                self.idleTimer = nil
+            }
+        }
+
+        /// The closing log line, once.
+        func log(_ reason: String) {
+            guard !self.logged else { return }
+            self.logged = true
+            self.logger.debug(
+                "tunnel closed",
+                metadata: [
+                    "reason": "\(reason)", "bytes_from_client": "\(self.bytesFromClient)",
+                    "bytes_from_upstream": "\(self.bytesFromUpstream)",
+                ])
         }
     }
 
@@ -64,6 +105,8 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let upstream = TunnelHandler(side: .upstream, shared: shared)
         client.partner = upstream
         upstream.partner = client
+        shared.client = client
+        shared.upstream = upstream
         return (client, upstream)
     }
 
@@ -81,7 +124,7 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             self.shared.lastActivity = .now()
-            self.armIdleTimer(at: self.shared.lastActivity + self.shared.idleTimeout, context: context)
+            self.shared.armIdleTimer(on: context.eventLoop)
         }
         self.read(context: context)
     }
@@ -122,7 +165,8 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.finish(reason: "\(self.side.rawValue) closed")
+        self.shared.log("\(self.side.rawValue) closed")
+        self.shared.sideClosed()
         let partner = self.partner
         self.partner = nil
         partner?.partnerClosed()
@@ -190,43 +234,13 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.close(mode: .output, promise: outputDone)
     }
 
-    // MARK: Idle and teardown
-
-    private func armIdleTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
-        self.shared.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-            self?.idleTimerFired()
-        }
-    }
-
-    private func idleTimerFired() {
-        guard let context = self.context, !self.shared.finished else { return }
-        let deadline = self.shared.lastActivity + self.shared.idleTimeout
-        if NIODeadline.now() >= deadline {
-            self.closeBoth(reason: "idle")
-        } else {
-            self.armIdleTimer(at: deadline, context: context)
-        }
-    }
+    // MARK: Teardown
 
     /// Closes both connections at once, dropping whatever is still queued.
     private func closeBoth(reason: String) {
-        self.finish(reason: reason)
-        let partner = self.partner
-        self.context?.close(promise: nil)
-        partner?.context?.close(promise: nil)
-    }
-
-    private func finish(reason: String) {
-        guard !self.shared.finished else { return }
-        self.shared.finished = true
-        self.shared.idleTimer?.cancel()
-        self.shared.idleTimer = nil
-        self.shared.logger.debug(
-            "tunnel closed",
-            metadata: [
-                "reason": "\(reason)", "bytes_from_client": "\(self.shared.bytesFromClient)",
-                "bytes_from_upstream": "\(self.shared.bytesFromUpstream)",
-            ])
+        self.shared.log(reason)
+        self.shared.client?.context?.close(promise: nil)
+        self.shared.upstream?.context?.close(promise: nil)
     }
 }
 
