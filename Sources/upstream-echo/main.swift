@@ -35,6 +35,10 @@
 ///   and answers the echo JSON with `"body": ""` and `body_bytes` set; for multi-GiB uploads.
 /// - `/__close` — once the request has been fully received, closes the connection without
 ///   sending any response.
+/// - `/__status?code=N` — the normal echo JSON with status N (200–599).
+/// - `/ws` (or any path ending in `/ws`) — a WebSocket echo (RFC 6455) when the request is a
+///   WebSocket upgrade (on the first request of a connection): text, binary and continuation frames are sent back as received,
+///   pings answered with pongs, a close with a close. Frames up to 1 MiB.
 ///
 /// Responses to `HEAD` carry the same headers but no body. A request with
 /// `connection: close` (or HTTP/1.0 without keep-alive) gets its response and then the
@@ -89,7 +93,7 @@ struct UpstreamEcho: ParsableCommand {
         abstract: "HTTP/1.1 echo upstream for authgate tests and demos.",
         discussion: """
             Answers every request with a JSON description of it. Special paths: \
-            /__stream?bytes=N, /__delay?ms=N, /__sink, /__close.
+            /__stream?bytes=N, /__delay?ms=N, /__sink, /__close, /__status?code=N;             WebSocket echo on /ws.
             """
     )
 

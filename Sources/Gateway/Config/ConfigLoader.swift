@@ -225,13 +225,17 @@ private struct Reader {
         if let value = root["timeouts"],
             let object = self.object(
                 value, "timeouts",
-                allowed: ["connect_seconds", "upstream_seconds", "client_idle_seconds", "upstream_idle_seconds"])
+                allowed: [
+                    "connect_seconds", "upstream_seconds", "client_idle_seconds", "upstream_idle_seconds",
+                    "tunnel_idle_seconds",
+                ])
         {
             let range = 0.001...86_400.0
             timeouts.connectSeconds = self.number(object, "connect_seconds", "timeouts", range: range) ?? timeouts.connectSeconds
             timeouts.upstreamSeconds = self.number(object, "upstream_seconds", "timeouts", range: range) ?? timeouts.upstreamSeconds
             timeouts.clientIdleSeconds = self.number(object, "client_idle_seconds", "timeouts", range: range) ?? timeouts.clientIdleSeconds
             timeouts.upstreamIdleSeconds = self.number(object, "upstream_idle_seconds", "timeouts", range: range) ?? timeouts.upstreamIdleSeconds
+            timeouts.tunnelIdleSeconds = self.number(object, "tunnel_idle_seconds", "timeouts", range: range) ?? timeouts.tunnelIdleSeconds
         }
 
         var limits = Limits()
@@ -547,7 +551,7 @@ private struct Reader {
         let path = "routes[\(index)]"
         let fields: Set<String> = [
             "path_prefix", "upstream", "strip_prefix", "upstream_ca_file", "auth", "require_claims", "providers",
-            "max_body_bytes", "timeouts",
+            "max_body_bytes", "timeouts", "upgrade",
         ]
         guard let object = self.object(value, path, allowed: fields) else { return nil }
         var prefix = self.string(object, "path_prefix", path, required: true)
@@ -622,10 +626,21 @@ private struct Reader {
                 providerIndices = indices
             }
         }
+        var upgrade = ["websocket"]
+        if let value = object["upgrade"], let names = self.stringArray(value, "\(path).upgrade") {
+            upgrade = []
+            for (position, name) in names.enumerated() {
+                if let problem = UpgradeRules.configProblem(name) {
+                    self.issue("\(path).upgrade[\(position)]", problem)
+                } else if !upgrade.contains(name.lowercased()) {
+                    upgrade.append(name.lowercased())
+                }
+            }
+        }
         guard let prefix, let upstream else { return nil }
         var route = Route(
             pathPrefix: prefix, upstream: upstream, stripPrefix: stripPrefix, auth: auth, requireClaims: requireClaims,
-            providerIndices: providerIndices, index: index)
+            providerIndices: providerIndices, index: index, upgrade: upgrade)
         route.maxBodyBytes = self.integer(object, "max_body_bytes", path, range: 0...(1 << 50))
         if let value = object["timeouts"],
             let timeouts = self.object(value, "\(path).timeouts", allowed: ["connect_seconds", "upstream_seconds"])

@@ -70,6 +70,9 @@ public struct Timeouts: Sendable, Equatable {
     public var clientIdleSeconds: Double = 60
     /// How long a pooled upstream connection is kept idle before it is closed.
     public var upstreamIdleSeconds: Double = 30
+    /// How long an established tunnel (a switched `Upgrade` request) may carry no byte in either
+    /// direction before both its connections are closed. The request timeouts above end at the switch.
+    public var tunnelIdleSeconds: Double = 3600
 
     public init() {}
 }

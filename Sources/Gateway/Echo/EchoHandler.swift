@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 
 /// Per-connection HTTP handler for upstream-echo (see main.swift for the behaviour).
 ///
@@ -24,6 +25,7 @@ final class EchoHandler: ChannelInboundHandler {
         case delay(milliseconds: Int64)
         case sink
         case close
+        case status(Int)
         case badRequest(String)
     }
 
@@ -95,6 +97,9 @@ final class EchoHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A refused WebSocket upgrade (not `/ws`, or no valid key): the request itself comes next
+        // and is answered like any other.
+        if error is NIOWebSocketUpgradeError { return }
         // Protocol errors are answered by the HTTP error handler; anything reaching us is fatal
         // for the connection.
         if case .delaying(let scheduled) = self.state {
@@ -137,13 +142,19 @@ final class EchoHandler: ChannelInboundHandler {
             action = .sink
         case "/__close":
             action = .close
+        case "/__status":
+            if let code = Self.queryParameter("code", in: query).flatMap({ Int($0) }), (200...599).contains(code) {
+                action = .status(code)
+            } else {
+                action = .badRequest("/__status needs ?code=N with 200 <= N <= 599")
+            }
         default:
             action = .echo
         }
 
         let buffering: Bool
         switch action {
-        case .echo, .delay: buffering = true
+        case .echo, .delay, .status: buffering = true
         case .stream, .sink, .close, .badRequest: buffering = false
         }
 
@@ -174,6 +185,10 @@ final class EchoHandler: ChannelInboundHandler {
             self.respond(context: context, head: request.head, status: .ok, json: Self.echoJSON(request))
         case .sink:
             self.respond(context: context, head: request.head, status: .ok, json: Self.echoJSON(request))
+        case .status(let code):
+            self.respond(
+                context: context, head: request.head, status: HTTPResponseStatus(statusCode: code),
+                json: Self.echoJSON(request))
         case .badRequest(let message):
             let json = EchoJSONWriter.object([("error", .string(message))])
             self.respond(context: context, head: request.head, status: .badRequest, json: json)
@@ -325,3 +340,5 @@ final class EchoHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension EchoHandler: Sendable {}
+
+extension EchoHandler: RemovableChannelHandler {}

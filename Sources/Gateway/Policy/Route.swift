@@ -121,10 +121,14 @@ public struct Route: Sendable {
     public var connectSeconds: Double?
     /// Overrides `timeouts.upstream_seconds` for this route.
     public var upstreamSeconds: Double?
+    /// Protocols an `Upgrade` request may switch to on this route (lower-cased tokens, `name` or
+    /// `name/version`); empty: no upgrades. Never `h2c` or `h2` (see `UpgradeRules`).
+    public let upgrade: [String]
 
     public init(
         pathPrefix: String, upstream: Upstream, stripPrefix: Bool = false, auth: Auth,
-        requireClaims: [(claim: String, values: [String])], providerIndices: [Int]?, index: Int
+        requireClaims: [(claim: String, values: [String])], providerIndices: [Int]?, index: Int,
+        upgrade: [String] = ["websocket"]
     ) {
         self.pathPrefix = pathPrefix
         self.upstream = upstream
@@ -133,6 +137,7 @@ public struct Route: Sendable {
         self.requireClaims = requireClaims
         self.providerIndices = providerIndices
         self.index = index
+        self.upgrade = upgrade
     }
 
     /// Whether `path` (normalised) is under this route's prefix on a segment boundary.

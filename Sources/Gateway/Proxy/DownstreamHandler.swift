@@ -15,6 +15,9 @@ struct DownstreamSettings: Sendable {
     /// The request id header returned to clients; nil when request ids are off.
     let requestIDHeader: String?
 
+    /// An established tunnel with no traffic this long is closed (`timeouts.tunnel_idle_seconds`).
+    let tunnelIdleTimeout: TimeAmount
+
     func upstreamTimeout(for route: Route) -> TimeAmount {
         route.upstreamSeconds.map { .fromSeconds($0) } ?? self.upstreamTimeout
     }
@@ -87,6 +90,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         var closeAfterResponse = false
         /// When the upstream's response head is due (set once the whole request was sent).
         var responseDeadline: NIODeadline?
+        /// The `101` to relay once the upstream's response ends (a tunnelled upgrade).
+        var switchingHead: HTTPResponseHead?
 
         init(plan: ForwardPlan, requestVersion: HTTPVersion, requestKeepAlive: Bool) {
             self.plan = plan
@@ -385,7 +390,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     private func connect(_ exchange: Exchange, allowReuse: Bool) {
         exchange.attempts += 1
         let timeout = self.settings.connectTimeout(for: exchange.plan.route)
-        self.pool.lease(exchange.plan.upstream, allowReuse: allowReuse, connectTimeout: timeout) { [self] result in
+        let leased: (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void = { [self] result in
             guard case .proxying(let current) = self.state, current === exchange, let context = self.context else {
                 // The client went away or the exchange failed meanwhile.
                 if case .success(let lease) = result { lease.connection.close() }
@@ -406,6 +411,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
                     exchange, with: timedOut ? .gatewayTimeout : .badGateway,
                     reason: timedOut ? "upstream_connect_timeout" : "upstream_unreachable", context: context)
             }
+        }
+        if exchange.plan.upgrade != nil {
+            // Never a pooled connection: it becomes a tunnel or closes after this exchange.
+            self.pool.connectDedicated(exchange.plan.upstream, connectTimeout: timeout, leased)
+        } else {
+            self.pool.lease(exchange.plan.upstream, allowReuse: allowReuse, connectTimeout: timeout, leased)
         }
     }
 
@@ -443,6 +454,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     func upstreamReceived(_ part: HTTPClientResponsePart) {
         guard case .proxying(let exchange) = self.state, let context = self.context else { return }
         switch part {
+        case .head(let upstreamHead) where upstreamHead.status == .switchingProtocols:
+            self.upstreamSwitching(upstreamHead, exchange: exchange, context: context)
+        case .end where exchange.switchingHead != nil:
+            self.startTunnel(exchange, context: context)
         case .head(let upstreamHead):
             exchange.responseDeadline = nil
             exchange.upstreamKeepAlive = upstreamHead.isKeepAlive
@@ -505,7 +520,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         if let connection = exchange.connection {
             exchange.connection = nil
             connection.delegate = nil
-            if exchange.requestEnded && exchange.upstreamKeepAlive {
+            if exchange.requestEnded && exchange.upstreamKeepAlive && exchange.plan.upgrade == nil {
                 self.pool.release(connection)
             } else {
                 connection.close()
@@ -548,6 +563,45 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         self.state = keepAlive ? .idle : .closing
         self.answer(response, version: exchange.requestVersion, keepAlive: keepAlive, context: context)
         if keepAlive { self.startIdleTimer() }
+    }
+
+    // MARK: Protocol upgrade
+
+    /// A `101` head from the upstream: for a tunnelled upgrade that switched to a protocol the
+    /// client offered, wait for its end and then tunnel; anything else is a bad gateway (NIO's
+    /// decoder reads nothing more on that connection after a 101).
+    private func upstreamSwitching(_ upstreamHead: HTTPResponseHead, exchange: Exchange, context: ChannelHandlerContext) {
+        guard let requested = exchange.plan.upgrade, exchange.requestEnded,
+            let head = HeaderRewriter.switchingProtocolsHead(upstreamHead, requested: requested)
+        else {
+            self.settings.logger.warning(
+                "upstream switched protocols unasked",
+                metadata: ["upstream": "\(exchange.plan.upstream)", "upgrade": "\(upstreamHead.headers["upgrade"])"])
+            self.fail(exchange, with: .badGateway, reason: "upstream_switched_unasked", context: context)
+            return
+        }
+        exchange.responseDeadline = nil
+        exchange.switchingHead = head
+    }
+
+    /// The `101` is complete: hand both connections to a tunnel. This handler leaves the pipeline.
+    private func startTunnel(_ exchange: Exchange, context: ChannelHandlerContext) {
+        guard let connection = exchange.connection, var head = exchange.switchingHead else { return }
+        exchange.connection = nil
+        exchange.responseHeadSent = true
+        connection.delegate = nil
+        self.cancelWatchdog()
+        self.state = .closing
+        if let requestID = self.requestIDHeader { head.headers.replaceOrAdd(name: requestID.name, value: requestID.value) }
+        // The exchange ends here for the access log and metrics: the tunnel is not a request.
+        if let forwarded = self.trace?.forwarded {
+            self.trace?.upstreamSeconds = Double((NIODeadline.now() - forwarded).nanoseconds) / 1e9
+        }
+        self.traceResponse(status: head.status)
+        self.finishTrace()
+        TunnelSplice.splice(
+            downstream: context, upstream: connection, head: head, idleTimeout: self.settings.tunnelIdleTimeout,
+            logger: self.settings.logger)
     }
 
     // MARK: Helpers

@@ -31,7 +31,8 @@ final class GatewayRuntime: Sendable {
             clientIdleTimeout: .fromSeconds(config.timeouts.clientIdleSeconds),
             maxBodyBytes: config.limits.maxBodyBytes,
             accessLog: config.accessLog.enabled,
-            requestIDHeader: config.requestID.enabled ? config.requestID.header : nil)
+            requestIDHeader: config.requestID.enabled ? config.requestID.header : nil,
+            tunnelIdleTimeout: .fromSeconds(config.timeouts.tunnelIdleSeconds))
     }
 }
 
@@ -150,9 +151,13 @@ public final class GatewayServer: Sendable {
                     // handler's idle timer, which starts when the connection does.
                     let tls = tlsContext.withLockedValue { $0 }
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+                    // An upgrade configuration without upgraders: NIO's own upgrade handler only
+                    // passes the first request on and leaves, but the request decoder is then set up
+                    // to hand the bytes after an upgrade request to whatever follows it when removed
+                    // (`.forwardBytes`), which a tunnel needs (`TunnelSplice`).
                     try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: false,
-                        withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
+                        withPipeliningAssistance: true, withServerUpgrade: (upgraders: [], completionHandler: { _ in }),
+                        withErrorHandling: false, withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits)
                     try sync.addHandler(DownstreamHandler(runtimes: runtimes, resources: resources, overTLS: tls != nil))
                 }
@@ -277,8 +282,8 @@ public final class GatewayServer: Sendable {
         self.reloads.withLockedValue { $0.failed += 1 }
     }
 
-    /// Stops accepting, lets in-flight requests finish (idle connections close at once), then
-    /// closes pooled upstream connections. Gives up waiting after `drainTimeout`.
+    /// Stops accepting, lets in-flight requests finish (idle connections and tunnels close at
+    /// once), then closes pooled upstream connections. Gives up waiting after `drainTimeout`.
     public func shutdown(drainTimeout: TimeAmount = .seconds(30)) async {
         guard self.serverChannel.withLockedValue({ $0 }) != nil else { return }
         self.draining.store(true, ordering: .relaxed)

@@ -26,10 +26,14 @@ public enum HeaderRewriter {
         public var proto: String
         /// The request id header to set (the client's own copies are removed as identity headers).
         public var requestID: (name: String, value: String)?
+        /// The protocols of a tunnelled upgrade (`UpgradeDecision.tunnel`): sent as `Upgrade`, with
+        /// `Connection: upgrade`. Nil for every other request, whose `Upgrade` is dropped.
+        public var upgrade: String?
 
         public init(
             clientAddress: String?, host: String, identity: [(name: String, value: String)], stripToken: Bool,
-            tokenSource: TokenSource, proto: String = "http", requestID: (name: String, value: String)? = nil
+            tokenSource: TokenSource, proto: String = "http", requestID: (name: String, value: String)? = nil,
+            upgrade: String? = nil
         ) {
             self.proto = proto
             self.clientAddress = clientAddress
@@ -38,6 +42,7 @@ public enum HeaderRewriter {
             self.stripToken = stripToken
             self.tokenSource = tokenSource
             self.requestID = requestID
+            self.upgrade = upgrade
         }
     }
 
@@ -47,7 +52,9 @@ public enum HeaderRewriter {
     /// host), `Expect`, every configured identity header and its `_` look-alikes (whatever the
     /// route), the client's `X-Forwarded-Proto`/`-Host`, and with `forward_token: false` the token
     /// header and cookie. Then `X-Forwarded-*` and the verified identity headers are added, so a
-    /// client can neither spoof nor delete them.
+    /// client can neither spoof nor delete them. A tunnelled upgrade (`forwarding.upgrade`) gets
+    /// back exactly `Connection: upgrade` and its `Upgrade`: nothing else the client's `Connection`
+    /// named survives.
     public static func requestHeaders(
         _ incoming: HTTPHeaders, identityHeaderNames: [String], forwarding: Forwarding
     ) -> HTTPHeaders {
@@ -97,7 +104,30 @@ public enum HeaderRewriter {
         headers.add(name: "X-Forwarded-Host", value: forwarding.host)
         for (name, value) in forwarding.identity { headers.add(name: name, value: value) }
         if let requestID = forwarding.requestID { headers.add(name: requestID.name, value: requestID.value) }
+        if let upgrade = forwarding.upgrade {
+            headers.add(name: "Connection", value: "upgrade")
+            headers.add(name: "Upgrade", value: upgrade)
+        }
         return headers
+    }
+
+    /// The `101 Switching Protocols` head to relay for an upstream's `101`, or nil when the upstream
+    /// switched to something the client did not ask for (`requested`: the forwarded `Upgrade`
+    /// value), which is then a bad gateway. Hop-by-hop headers are removed as in any response, then
+    /// `Connection: upgrade` and the upstream's `Upgrade` are set again.
+    public static func switchingProtocolsHead(_ upstream: HTTPResponseHead, requested: String) -> HTTPResponseHead? {
+        guard upstream.status == .switchingProtocols,
+            let offered = UpgradeRules.protocols([requested]),
+            let chosen = UpgradeRules.protocols(upstream.headers["upgrade"]),
+            chosen.allSatisfy({ token in offered.contains { HeaderRules.equalsIgnoringCase($0, token) } })
+        else { return nil }
+        var head = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: upstream.headers)
+        Self.removeHopByHop(&head.headers)
+        head.headers.remove(name: "content-length")
+        head.headers.remove(name: "transfer-encoding")
+        head.headers.add(name: "Connection", value: "upgrade")
+        head.headers.add(name: "Upgrade", value: chosen.joined(separator: ", "))
+        return head
     }
 
     /// One of `HeaderRules.hopByHop`, compared without allocating.

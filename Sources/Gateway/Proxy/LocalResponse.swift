@@ -48,6 +48,15 @@ public struct LocalResponse: Sendable, Equatable {
         return response
     }
 
+    /// An `Upgrade` request this route does not tunnel (`UpgradeDecision.refuse`). No credential
+    /// would change the answer, so it is not a 401 or 403. The connection closes: NIO's parser
+    /// reads nothing after an upgrade request.
+    public static func upgradeRefused(_ description: String) -> LocalResponse {
+        var response = LocalResponse.json(.badRequest, error: "upgrade_refused", description: description)
+        response.close = true
+        return response
+    }
+
     public static let notFound = LocalResponse.json(.notFound, error: "not_found", description: "no route for this path")
     public static let payloadTooLarge = LocalResponse.json(
         .payloadTooLarge, error: "payload_too_large", description: "request body exceeds the configured limit")

@@ -28,9 +28,13 @@ public struct ForwardPlan: Sendable {
     public var framing: BodyFraming
     /// The verified subject, for logs (nil on `auth: none` routes).
     public var subject: String?
-    /// Close the client connection after this exchange (an `Upgrade` request: NIO's parser
-    /// stops reading the connection after one, and upgrades are not tunnelled yet).
+    /// Close the client connection after this exchange (a request with an `Upgrade` header: NIO's
+    /// parser stops reading the connection after one). A tunnelled upgrade that the upstream
+    /// switches becomes a tunnel instead; any other answer is relayed, then the connection closes.
     public var closeConnection: Bool
+    /// The `Upgrade` value forwarded when the request is tunnelled (`UpgradeDecision.tunnel`);
+    /// such a request gets a dedicated upstream connection. Nil for every other request.
+    public var upgrade: String?
 }
 
 /// What the planner learnt about a request besides the plan, for the access log and metrics.
@@ -178,18 +182,29 @@ public struct RequestPlanner: Sendable {
             }
         }
 
-        // 5. Rewrite.
+        // 5. Protocol upgrade: only once the request passed like any other.
+        var tunnel: String?
+        if upgrade {
+            switch UpgradeDecision.decide(head, framing: framing, allowed: route.upgrade) {
+            case .none: break
+            case .tunnel(let protocols): tunnel = protocols
+            case .refuse(let reason): return .respond(.upgradeRefused(reason), reason: "upgrade_refused")
+            }
+        }
+
+        // 6. Rewrite.
         let forwarding = HeaderRewriter.Forwarding(
             clientAddress: clientAddress, host: host, identity: identity,
             stripToken: !self.config.forwardToken && route.auth == .required, tokenSource: self.config.token,
-            proto: overTLS ? "https" : "http", requestID: context.requestID.map { (requestIDs.header, $0) })
+            proto: overTLS ? "https" : "http", requestID: context.requestID.map { (requestIDs.header, $0) },
+            upgrade: tunnel)
         var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: route.upstreamTarget(normalized))
         upstreamHead.headers = HeaderRewriter.requestHeaders(
             head.headers, identityHeaderNames: self.identityHeaderNames, forwarding: forwarding)
         return .forward(
             ForwardPlan(
                 upstream: route.upstream, head: upstreamHead, route: route, expectContinue: expectContinue,
-                framing: framing, subject: subject, closeConnection: upgrade))
+                framing: framing, subject: subject, closeConnection: upgrade, upgrade: tunnel))
     }
 
     private struct Denial: Error {

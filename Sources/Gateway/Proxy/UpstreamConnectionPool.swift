@@ -78,6 +78,25 @@ final class UpstreamConnectionPool {
                 }
             }
         }
+        self.open(upstream, dedicated: false, connectTimeout: connectTimeout, completion)
+    }
+
+    /// Opens a connection that never joins the pool, for an `Upgrade` request: it either becomes
+    /// a tunnel or closes after its one response. Its response decoder hands the bytes that follow
+    /// a `101` head on to the tunnel instead of dropping them.
+    func connectDedicated(
+        _ upstream: Upstream, connectTimeout: TimeAmount,
+        _ completion: @escaping (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void
+    ) {
+        self.eventLoop.preconditionInEventLoop()
+        self.open(upstream, dedicated: true, connectTimeout: connectTimeout, completion)
+    }
+
+    private func open(
+        _ upstream: Upstream, dedicated: Bool, connectTimeout: TimeAmount,
+        _ completion: @escaping (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void
+    ) {
+        let endpoint = upstream.endpoint
         let sslContext = endpoint.tls ? self.tls?.context(for: endpoint) : nil
         if endpoint.tls && sslContext == nil {
             completion(.failure(UpstreamTLSFailure(description: "no TLS context was prepared for \(upstream)")))
@@ -94,8 +113,8 @@ final class UpstreamConnectionPool {
                         try sync.addHandler(
                             NIOSSLClientHandler(context: sslContext, serverHostname: ClientTLS.serverName(for: endpoint.host)))
                     }
-                    try sync.addHTTPClientHandlers()
-                    try sync.addHandler(UpstreamHandler(endpoint: endpoint))
+                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: dedicated ? .forwardBytes : .dropBytes)
+                    try sync.addHandler(UpstreamHandler(endpoint: endpoint, pooled: !dedicated))
                 }
             }
         bootstrap.connect(host: endpoint.host, port: endpoint.port).assumeIsolated().whenComplete { result in
@@ -112,7 +131,7 @@ final class UpstreamConnectionPool {
                     completion(.failure(error))
                     return
                 }
-                handler.pool = self
+                if !dedicated { handler.pool = self }
                 handler.whenReady(by: deadline, timeout: connectTimeout) { ready in
                     switch ready {
                     case .success:
@@ -140,7 +159,8 @@ final class UpstreamConnectionPool {
             list = IdleList()
             self.idle[connection.endpoint] = list
         }
-        guard !self.isClosed, connection.isActive, list.connections.count < self.maximumIdlePerUpstream else {
+        guard connection.pooled, !self.isClosed, connection.isActive, list.connections.count < self.maximumIdlePerUpstream
+        else {
             connection.close()
             return
         }

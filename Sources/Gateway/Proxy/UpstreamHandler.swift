@@ -21,6 +21,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     let endpoint: Upstream.Endpoint
+    /// False for a dedicated connection (an `Upgrade` request's), which the pool never takes back.
+    let pooled: Bool
     weak var pool: UpstreamConnectionPool?
     /// The exchange using this connection; nil while idle.
     weak var delegate: (any UpstreamHandlerDelegate)?
@@ -39,11 +41,13 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     private var handshake: Handshake
 
-    init(endpoint: Upstream.Endpoint) {
+    init(endpoint: Upstream.Endpoint, pooled: Bool = true) {
         self.endpoint = endpoint
+        self.pooled = pooled
         self.handshake = endpoint.tls ? .inProgress(waiter: nil, timer: nil) : .notNeeded
     }
 
+    var channel: (any Channel)? { self.context?.channel }
     var isActive: Bool { self.context?.channel.isActive ?? false }
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 

@@ -246,12 +246,14 @@ extension EndToEnd {
         func upgradeRequestNotWedged() async throws {
             try await withGateway(config: { openConfig($0) }) { env in
                 let client = try await env.connect()
+                // No Sec-WebSocket-Key: the upstream does not switch and answers like any request.
                 try await client.send(
                     httpRequest("GET", "/ws", headers: [("Connection", "Upgrade"), ("Upgrade", "websocket")]))
                 let first = try await client.readResponse()
                 #expect(first.status != 101, "\(first)")
                 if first.status == 200 {
-                    #expect(try first.echo().values("upgrade").isEmpty)
+                    // Forwarded as an upgrade (the route allows websocket), so the headers are kept.
+                    #expect(try first.echo().values("upgrade") == ["websocket"])
                 }
                 if first.closesConnection {
                     #expect(await client.waitForClose())

@@ -571,10 +571,27 @@ struct UpstreamStats {
     var targets: [String] = []
     /// Names of request trailer fields received (chunked requests), lower-cased.
     var trailerNames: [String] = []
+    /// Accepted TCP connections that have closed since.
+    var closedConnections = 0
+}
+
+/// Counts closed upstream connections; first in the pipeline, so it sees raw bytes and never
+/// touches them (also after a WebSocket upgrade).
+final class CloseCounter: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    let stats: Watched<UpstreamStats>
+
+    init(stats: Watched<UpstreamStats>) { self.stats = stats }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.stats.update { $0.closedConnections += 1 }
+        context.fireChannelInactive()
+    }
 }
 
 /// Counts requests before they reach the echo handler.
-final class RequestCounter: ChannelInboundHandler {
+final class RequestCounter: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
 
@@ -633,9 +650,8 @@ final class TestUpstream: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
-                    try sync.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try sync.addHandler(RequestCounter(stats: stats))
-                    try sync.addHandler(EchoHandler())
+                    try sync.addHandler(CloseCounter(stats: stats))
+                    try EchoServer.configure(channel, before: [RequestCounter(stats: stats)])
                 }
             }
             .bind(host: "127.0.0.1", port: 0)

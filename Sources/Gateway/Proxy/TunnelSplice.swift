@@ -1,0 +1,89 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Turns a client connection and its dedicated upstream connection into a tunnel once the
+/// upstream has switched protocols: relays the `101`, takes the HTTP handlers out of both
+/// pipelines and joins them with a `TunnelHandler` pair.
+///
+/// Bytes that arrived after the request head (client) or after the `101` head (upstream) sit in
+/// the HTTP decoders, which stop parsing at an upgrade; both decoders are set up with
+/// `leftOverBytesStrategy: .forwardBytes` (the client side through an upgrade configuration with
+/// no upgraders, see `GatewayServer`), so removing them hands those bytes to the tunnel in order.
+enum TunnelSplice {
+    /// - Parameters:
+    ///   - downstream: the `DownstreamHandler`'s context on the client connection; that handler
+    ///     leaves the pipeline here and must not use its context afterwards.
+    ///   - upstream: the dedicated upstream connection, whose `101` head and end were received.
+    ///   - head: the `101` head to relay (`HeaderRewriter.switchingProtocolsHead`).
+    static func splice(
+        downstream: ChannelHandlerContext, upstream: UpstreamHandler, head: HTTPResponseHead, idleTimeout: TimeAmount,
+        logger: Logger
+    ) {
+        let client = downstream.channel
+        guard let server = upstream.channel, server.eventLoop === client.eventLoop else {
+            client.close(promise: nil)
+            upstream.close()
+            return
+        }
+        let (clientSide, upstreamSide) = TunnelHandler.pair(idleTimeout: idleTimeout, logger: logger)
+        let clientOps = client.pipeline.syncOperations
+        let serverOps = server.pipeline.syncOperations
+        do {
+            // The tunnel ends go last, behind the HTTP handlers that leave below: once those are
+            // gone, the decoders' left-over bytes reach them.
+            try clientOps.addHandler(clientSide)
+            try serverOps.addHandler(upstreamSide)
+            // Out before the 101 is written: while the server drains, the pipelining handler would
+            // turn it into a `Connection: close` response.
+            try Self.remove(HTTPServerPipelineHandler.self, from: clientOps)
+            downstream.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+            try Self.remove(NIOHTTPResponseHeadersValidator.self, from: clientOps)
+            try Self.remove(HTTPResponseEncoder.self, from: clientOps)
+            clientOps.removeHandler(context: downstream, promise: nil)
+            try Self.remove(NIOHTTPRequestHeadersValidator.self, from: serverOps)
+            try Self.remove(HTTPRequestEncoder.self, from: serverOps)
+            try Self.remove(UpstreamHandler.self, from: serverOps)
+            try client.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+            try server.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+            // Last: removing a decoder forwards the bytes it holds (asynchronously, in order).
+            let decoders = [
+                clientOps.removeHandler(context: try clientOps.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)),
+                serverOps.removeHandler(context: try serverOps.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self)),
+            ]
+            EventLoopFuture.whenAllComplete(decoders, on: client.eventLoop).assumeIsolated().whenSuccess { results in
+                for case .failure(let error) in results {
+                    logger.warning("could not switch a connection to a tunnel", metadata: ["error": "\(error)"])
+                    client.close(promise: nil)
+                    server.close(promise: nil)
+                    return
+                }
+                clientSide.start()
+                upstreamSide.start()
+            }
+            logger.debug(
+                "tunnel open",
+                metadata: ["upstream": "\(upstream.endpoint)", "protocol": "\(head.headers["upgrade"].first ?? "")"])
+        } catch {
+            logger.warning("could not switch a connection to a tunnel", metadata: ["error": "\(error)"])
+            client.close(promise: nil)
+            server.close(promise: nil)
+        }
+    }
+
+    /// Removes the handler of type `type` if the pipeline has one; its removal is synchronous.
+    private static func remove<Handler: RemovableChannelHandler>(
+        _ type: Handler.Type, from pipeline: ChannelPipeline.SynchronousOperations
+    ) throws {
+        let context: ChannelHandlerContext
+        do {
+            context = try pipeline.context(handlerType: type)
+        } catch ChannelPipelineError.notFound {
+            return
+        }
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+}
+
+extension DownstreamHandler: RemovableChannelHandler {}
+extension UpstreamHandler: RemovableChannelHandler {}
