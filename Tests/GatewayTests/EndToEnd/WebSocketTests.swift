@@ -282,3 +282,41 @@ extension EndToEnd {
         }
     }
 }
+
+extension EndToEnd.WebSocketTunnel {
+    @Test("wss end to end: TLS from the client, an https upstream behind; the tunnel carries frames both ways and is logged as 101")
+    func overTLS() async throws {
+        let ca = try TestCertificateAuthority()
+        let files = try TemporaryFiles()
+        defer { files.remove() }
+        let caFile = try files.write("ca.pem", try ca.caPEM)
+        let listener = try EndToEnd.TLS.listenerTLS(ca, files)
+        let log = try files.write("access.log", "")
+        try await withGateway(
+            upstreamTLS: try ca.serverContext(),
+            config: { u in
+                ConfigJSON.make(
+                    routes: [#"{"path_prefix": "/", "upstream": "\#(u[0].url)", "upstream_ca_file": "\#(caFile)"}"#],
+                    extra: [listener, #""access_log": {"path": "\#(log)"}"#])
+            }
+        ) { env in
+            let client = try await env.connect(tls: try ca.clientContext())
+            try await client.openWebSocket(headers: [bearer(try Tokens.valid(sub: "wss-user")), ("X-Request-Id", "ws-1")])
+            let frame = WSFrame(opcode: WSFrame.binary, payload: (0..<20_000).map { UInt8(truncatingIfNeeded: $0) })
+            try await client.send(frame.masked())
+            #expect(try await client.readFrame() == frame)
+            await client.close()
+
+            var line = ""
+            for _ in 0..<100 where line.isEmpty {
+                line = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").first.map(String.init) ?? ""
+                if line.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            let entry = try #require(try JSONParser.parse(Array(line.utf8)).objectValue)
+            #expect(entry["status"]?.doubleValue == 101)
+            #expect(entry["request_id"]?.stringValue == "ws-1")
+            #expect(entry["subject"]?.stringValue == "wss-user")
+            #expect(entry["decision"]?.stringValue == "allowed")
+        }
+    }
+}
