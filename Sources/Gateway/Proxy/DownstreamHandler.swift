@@ -37,7 +37,8 @@ struct RequestTrace {
     let time: Double
     let method: HTTPMethod
     var path: String
-    var route: Route?
+    /// The matched route's `path_prefix` (a retained string, not the whole route).
+    var route: String?
     var requestID: String?
     var decision = Decision.allowed
     var reason: String?
@@ -59,7 +60,7 @@ struct RequestTrace {
         self.path = ""
     }
 
-    var routeLabel: String { self.route?.pathPrefix ?? "none" }
+    var routeLabel: String { self.route ?? "none" }
 }
 
 /// One client connection: decides each request with `RequestPlanner`, answers locally or streams
@@ -282,7 +283,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             head, clientAddress: self.clientAddress, overTLS: self.overTLS, now: WallClock.now(),
             allowKeyRefresh: allowKeyRefresh, cache: self.tokenCache, context: &planContext)
         if self.trace != nil {
-            self.trace?.route = planContext.route
+            self.trace?.route = planContext.route?.pathPrefix
             self.trace?.path = planContext.path ?? AccessLogRecord.rawPath(of: head.uri)
             self.trace?.requestID = planContext.requestID
         }
@@ -748,7 +749,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         self.resources.log(
             AccessLogRecord(
                 time: trace.time, requestID: trace.requestID, method: trace.method.rawValue, path: trace.path,
-                route: trace.route?.pathPrefix, status: trace.status, decision: trace.decision, reason: trace.reason,
+                route: trace.route, status: trace.status, decision: trace.decision, reason: trace.reason,
                 subject: trace.subject, upstream: trace.upstream.map { self.resources.label(for: $0) }, client: self.clientAddress,
                 durationSeconds: duration, upstreamSeconds: trace.upstreamSeconds, requestBytes: trace.requestBytes,
                 responseBytes: trace.responseBytes))
