@@ -72,6 +72,7 @@ struct CommandLineTests {
         let good = try Self.run("authgate", ["check", "--config", dir.appendingPathComponent("good.json").path], environment: ["CLI_SECRET": Self.secret])
         #expect(good.status == 0, "\(good.stderr)")
         #expect(good.stdout.contains("OK"))
+        #expect(good.stdout.contains("; admin 127.0.0.1:0, access log off)"), "\(good.stdout)")
         let bad = try Self.run("authgate", ["check", "--config", dir.appendingPathComponent("bad.json").path])
         #expect(bad.status == 1)
         #expect(bad.stderr.contains("providers[0].keys[0].secret_env: environment variable NOPE_NOT_SET is not set"))
