@@ -5,13 +5,43 @@ public enum HeaderRewriter {
     /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those the message's own
     /// `Connection` header names, except names the gateway protects (framing, host).
     public static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        var named: [String] = []
-        for value in headers[canonicalForm: "connection"] {
-            let token = value.lowercased()
-            if !HeaderRules.protected.contains(token) { named.append(token) }
+        headers = Self.withoutHopByHop(headers, dropping: nil)
+    }
+
+    /// `headers` without hop-by-hop headers, those its `Connection` names (never protected ones),
+    /// and `dropping`, built in one pass.
+    static func withoutHopByHop(_ headers: HTTPHeaders, dropping: String?) -> HTTPHeaders {
+        let named = Self.connectionNamed(headers)
+        var kept = HTTPHeaders()
+        kept.reserveCapacity(headers.count + 1)
+        for (name, value) in headers {
+            if Self.isHopByHop(name) { continue }
+            if !named.isEmpty, named.contains(where: { HeaderRules.equalsIgnoringCase(name, $0) }) { continue }
+            if let dropping, HeaderRules.equalsIgnoringCase(name, dropping) { continue }
+            kept.add(name: name, value: value)
         }
-        for name in HeaderRules.hopByHop { headers.remove(name: name) }
-        for name in named { headers.remove(name: name) }
+        return kept
+    }
+
+    /// The header names a message's `Connection` header lists beyond `close` and the protected
+    /// names (RFC 9110 §7.6.1). Rare, so the array is only allocated when there are some, and
+    /// tokens are scanned without copying.
+    static func connectionNamed(_ headers: HTTPHeaders) -> [Substring] {
+        var named: [Substring] = []
+        for (name, value) in headers where HeaderRules.equalsIgnoringCase(name, "connection") {
+            var rest = Substring(value)
+            while !rest.isEmpty {
+                let comma = rest.firstIndex(of: ",") ?? rest.endIndex
+                var token = rest[..<comma]
+                while token.first == " " || token.first == "\t" { token.removeFirst() }
+                while token.last == " " || token.last == "\t" { token.removeLast() }
+                if !token.isEmpty, !HeaderRules.isProtected(token), !HeaderRules.equalsIgnoringCase(token, "close") {
+                    named.append(token)
+                }
+                rest = comma == rest.endIndex ? rest[rest.endIndex...] : rest[rest.index(after: comma)...]
+            }
+        }
+        return named
     }
 
     /// What the gateway adds to a request it forwards.
@@ -58,22 +88,7 @@ public enum HeaderRewriter {
     public static func requestHeaders(
         _ incoming: HTTPHeaders, identityHeaderNames: [String], forwarding: Forwarding
     ) -> HTTPHeaders {
-        // Names listed in Connection beyond the usual `keep-alive`/`close`: rare, so the array
-        // is only allocated when there are some, and tokens are scanned without copying.
-        var connectionNamed: [Substring] = []
-        for (name, value) in incoming where HeaderRules.equalsIgnoringCase(name, "connection") {
-            var rest = Substring(value)
-            while !rest.isEmpty {
-                let comma = rest.firstIndex(of: ",") ?? rest.endIndex
-                var token = rest[..<comma]
-                while token.first == " " || token.first == "\t" { token.removeFirst() }
-                while token.last == " " || token.last == "\t" { token.removeLast() }
-                if !token.isEmpty, !HeaderRules.isProtected(token), !HeaderRules.equalsIgnoringCase(token, "close") {
-                    connectionNamed.append(token)
-                }
-                rest = comma == rest.endIndex ? rest[rest.endIndex...] : rest[rest.index(after: comma)...]
-            }
-        }
+        let connectionNamed = Self.connectionNamed(incoming)
         var forwardedFor: String?
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count + 4 + forwarding.identity.count)
@@ -176,9 +191,14 @@ public enum HeaderRewriter {
         requestID: (name: String, value: String)? = nil
     ) -> (head: HTTPResponseHead, close: Bool) {
         var head = upstream
-        if let requestID { head.headers.replaceOrAdd(name: requestID.name, value: requestID.value) }
-        // Usually there is nothing to remove; then the head is not copied.
-        if head.headers.contains(where: { Self.isHopByHop($0.name) }) { Self.removeHopByHop(&head.headers) }
+        // One pass, one new header list when anything changes (hop-by-hop headers to drop or a
+        // request id to set); otherwise the head is not copied.
+        if let requestID {
+            head.headers = Self.withoutHopByHop(upstream.headers, dropping: requestID.name)
+            head.headers.add(name: requestID.name, value: requestID.value)
+        } else if head.headers.contains(where: { Self.isHopByHop($0.name) }) {
+            head.headers = Self.withoutHopByHop(upstream.headers, dropping: nil)
+        }
         if head.version != requestVersion { head.version = requestVersion }
         var close = !requestKeepAlive
         if requestVersion == .http1_0 {
