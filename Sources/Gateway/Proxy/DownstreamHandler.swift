@@ -77,7 +77,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     final class Exchange {
         let plan: ForwardPlan
         let requestVersion: HTTPVersion
-        let requestKeepAlive: Bool
+        /// False once the connection is to close after this exchange (also set by a drain).
+        var requestKeepAlive: Bool
         var connection: UpstreamHandler?
         var reused = false
         var attempts = 0
@@ -105,6 +106,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     final class PendingRequest {
         let head: HTTPRequestHead
         var parts: [HTTPServerRequestPart] = []
+        /// Its end arrived; what follows belongs to the next request.
+        var ended = false
 
         init(head: HTTPRequestHead) {
             self.head = head
@@ -134,6 +137,18 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     /// The connection is TLS (decrypted by a `NIOSSLServerHandler` in front of this handler).
     private let overTLS: Bool
     private var state: State = .idle
+    /// HTTP/1.1 pipelining: parts of requests that arrived while an earlier one was still being
+    /// answered, replayed in order once it completes. While any wait, the connection reads no
+    /// more, so this holds at most what one read brought. (This replaces NIO's
+    /// HTTPServerPipelineHandler, which stops reading during every response and so costs two
+    /// `epoll_ctl` calls per request.)
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var replaying = false
+    /// A malformed pipelined request: answered (then the connection closed) once the requests
+    /// before it are.
+    private var deferredError: (response: LocalResponse, reason: String)?
+    /// The server is draining: finish the exchange in progress, then close.
+    private var quiescing = false
     /// The request in progress, for the access log and metrics.
     private var trace: RequestTrace?
     private var context: ChannelHandlerContext?
@@ -194,10 +209,90 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch Self.unwrapInboundIn(data) {
+        let part = Self.unwrapInboundIn(data)
+        if !self.queued.isEmpty || self.currentRequestComplete {
+            // A pipelined request: it waits until the one before it is answered.
+            if case .closing = self.state { return }
+            self.queued.append(part)
+            return
+        }
+        self.process(part, context: context)
+    }
+
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head): self.receivedHead(head, context: context)
         case .body(let buffer): self.receivedBody(buffer, context: context)
         case .end(let trailers): self.receivedEnd(trailers, context: context)
+        }
+    }
+
+    /// The current request was received in full (its response may still be under way).
+    private var currentRequestComplete: Bool {
+        switch self.state {
+        case .proxying(let exchange): exchange.requestEnded
+        case .awaitingKeys(let pending): pending.ended
+        case .idle, .answered, .closing: false
+        }
+    }
+
+    /// Called whenever an exchange completed and the connection stays open: closes a draining
+    /// connection, else replays pipelined requests that waited, then reads again.
+    private func exchangeCompleted(context: ChannelHandlerContext) {
+        guard case .idle = self.state else { return }
+        if self.quiescing {
+            self.queued.removeAll()
+            self.state = .closing
+            context.close(promise: nil)
+            return
+        }
+        if !self.replaying {
+            self.replaying = true
+            defer { self.replaying = false }
+            while !self.queued.isEmpty, !self.currentRequestComplete {
+                if case .closing = self.state {
+                    self.queued.removeAll()
+                    break
+                }
+                self.process(self.queued.removeFirst(), context: context)
+            }
+        }
+        if self.queued.isEmpty, case .idle = self.state, let (response, reason) = self.deferredError {
+            self.deferredError = nil
+            self.trace = RequestTrace(method: .RAW(value: "-"))
+            self.trace?.decision = .rejected
+            self.trace?.reason = reason
+            self.answer(response, version: .http1_1, keepAlive: false, context: context)
+            return
+        }
+        self.readIfPending(context: context)
+    }
+
+    /// Issues a read held back earlier, if nothing holds it back any more.
+    private func readIfPending(context: ChannelHandlerContext) {
+        guard self.pendingRead else { return }
+        self.pendingRead = false
+        self.read(context: context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        // Draining: idle connections close now; a connection with an exchange under way closes
+        // after it (with `Connection: close` when its response has not started); requests
+        // pipelined behind it are not served.
+        self.quiescing = true
+        self.queued.removeAll()
+        switch self.state {
+        case .idle:
+            self.state = .closing
+            context.close(promise: nil)
+        case .proxying(let exchange):
+            if exchange.responseHeadSent { exchange.closeAfterResponse = true } else { exchange.requestKeepAlive = false }
+        case .answered, .awaitingKeys, .closing:
+            break
         }
     }
 
@@ -216,6 +311,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     }
 
     func read(context: ChannelHandlerContext) {
+        if !self.queued.isEmpty {
+            // Pipelined requests are waiting: read no more until they are served.
+            self.pendingRead = true
+            return
+        }
         if case .awaitingKeys = self.state {
             self.pendingRead = true
             return
@@ -232,12 +332,22 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let parserError = error as? HTTPParserError {
+            if parserError == .closedConnection {
+                // Bytes after a request that said `Connection: close`: that request is answered
+                // and the connection closed after it; what follows is never served (RFC 9112 §9.6).
+                return
+            }
             let response: LocalResponse
             switch parserError {
             case .headerOverflow: response = .headersTooLarge
             default: response = .badRequest("malformed HTTP request")
             }
             self.settings.logger.debug("rejected malformed request", metadata: ["error": "\(parserError)"])
+            if !self.queued.isEmpty || self.currentRequestComplete {
+                // The bad bytes belong to a pipelined request: answer those before it first.
+                self.deferredError = (response, parserError == .headerOverflow ? "headers_too_large" : "malformed_request")
+                return
+            }
             if self.canStartResponse {
                 self.abandonExchange()
                 if self.trace == nil { self.trace = RequestTrace(method: .RAW(value: "-")) }
@@ -256,7 +366,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
 
     private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = self.state else {
-            // HTTPServerPipelineHandler delivers one request at a time; anything else is a bug.
+            // `channelRead` queues a request until the one before it completes; anything else
+            // is a bug.
             self.state = .closing
             context.close(promise: nil)
             return
@@ -277,7 +388,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     private func dispatch(
         _ head: HTTPRequestHead, allowKeyRefresh: Bool, requestEnded: Bool = false, context: ChannelHandlerContext
     ) {
-        let keepAlive = head.isKeepAlive
+        let keepAlive = head.isKeepAlive && !self.quiescing
         var planContext = PlanContext(generator: self.resources.requestIDs)
         let plan = self.settings.planner.plan(
             head, clientAddress: self.clientAddress, overTLS: self.overTLS, now: WallClock.now(),
@@ -296,7 +407,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             self.trace?.reason = reason
             self.state = requestEnded ? .idle : .answered
             self.answer(response, version: head.version, keepAlive: keepAlive, context: context)
-            if requestEnded, case .idle = self.state { self.startIdleTimer() }
+            if requestEnded, case .idle = self.state {
+                self.startIdleTimer()
+                self.exchangeCompleted(context: context)
+            }
         case .forward(let plan):
             self.trace?.subject = plan.subject
             self.trace?.upstream = plan.upstream
@@ -318,13 +432,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
                     return
                 }
                 self.state = .idle
-                defer {
-                    if self.pendingRead {
-                        self.pendingRead = false
-                        context.read()
-                    }
-                }
-                let ended = pending.parts.contains { if case .end = $0 { true } else { false } }
+                defer { self.readIfPending(context: context) }
+                let ended = pending.ended
                 self.dispatch(pending.head, allowKeyRefresh: false, requestEnded: ended, context: context)
                 guard case .proxying = self.state else { return }  // answered locally: parts are moot
                 for part in pending.parts {
@@ -360,9 +469,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         switch self.state {
         case .awaitingKeys(let pending):
             pending.parts.append(.end(trailers))
+            pending.ended = true
         case .answered:
             self.state = .idle
             self.startIdleTimer()
+            self.exchangeCompleted(context: context)
         case .proxying(let exchange):
             exchange.requestEnded = true
             // Request trailers are dropped: they would carry headers (identity headers among
@@ -437,10 +548,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestVersion, status: .continue))), promise: nil)
         }
         if exchange.requestEnded { self.armResponseTimer(exchange, context: context) }
-        if self.pendingRead && connection.isWritable {
-            self.pendingRead = false
-            context.read()
-        }
+        self.readIfPending(context: context)
     }
 
     /// `upstream_seconds` counts from the moment the whole request was handed to the upstream
@@ -485,9 +593,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
-        guard isWritable, self.pendingRead, let context = self.context else { return }
-        self.pendingRead = false
-        context.read()
+        guard isWritable, let context = self.context else { return }
+        self.readIfPending(context: context)
     }
 
     func upstreamClosed(error: (any Error)?) {
@@ -537,10 +644,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             self.startIdleTimer()
-            if self.pendingRead {
-                self.pendingRead = false
-                context.read()
-            }
+            self.exchangeCompleted(context: context)
         }
     }
 
@@ -563,7 +667,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         let keepAlive = exchange.requestEnded && exchange.requestKeepAlive && !response.close
         self.state = keepAlive ? .idle : .closing
         self.answer(response, version: exchange.requestVersion, keepAlive: keepAlive, context: context)
-        if keepAlive { self.startIdleTimer() }
+        if keepAlive {
+            self.startIdleTimer()
+            self.exchangeCompleted(context: context)
+        }
     }
 
     // MARK: Protocol upgrade

@@ -156,7 +156,7 @@ public final class GatewayServer: Sendable {
                     // to hand the bytes after an upgrade request to whatever follows it when removed
                     // (`.forwardBytes`), which a tunnel needs (`TunnelSplice`).
                     try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withServerUpgrade: (upgraders: [], completionHandler: { _ in }),
+                        withPipeliningAssistance: false, withServerUpgrade: (upgraders: [], completionHandler: { _ in }),
                         withErrorHandling: false, withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: decoderLimits)
                     try sync.addHandler(DownstreamHandler(runtimes: runtimes, resources: resources, overTLS: tls != nil))
