@@ -104,6 +104,7 @@ func runGateway(
     } catch {
         server = nil
         try? await group.shutdownGracefully()
+        if let admin = error as? AdminListenError { throw CLIFailure("cannot listen on \(admin)") }
         throw CLIFailure("cannot listen on \(listen ?? config.listen): \(error)")
     }
     try await started(address)

@@ -142,7 +142,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     /// more, so this holds at most what one read brought. (This replaces NIO's
     /// HTTPServerPipelineHandler, which stops reading during every response and so costs two
     /// `epoll_ctl` calls per request.)
-    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var queued = CircularBuffer<HTTPServerRequestPart>(initialCapacity: 4)
     private var replaying = false
     /// A malformed pipelined request: answered (then the connection closed) once the requests
     /// before it are.

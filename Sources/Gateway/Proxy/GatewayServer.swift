@@ -180,7 +180,7 @@ public final class GatewayServer: Sendable {
                 self.adminChannel.withLockedValue { $0 = adminBound }
             } catch {
                 try? await channel.close()
-                throw error
+                throw AdminListenError(address: admin, underlying: "\(error)")
             }
         }
         return bound
@@ -304,6 +304,16 @@ public final class GatewayServer: Sendable {
         self.runtimes.runtime.keys.stop()
         await self.resources.closeAll()
         await self.accessLog.close()
+    }
+}
+
+/// The admin listener could not bind (another gateway on the same host holds the port, say).
+public struct AdminListenError: Error, CustomStringConvertible {
+    public let address: ListenAddress
+    public let underlying: String
+
+    public var description: String {
+        "admin_listen \(self.address): \(self.underlying) (choose another port, or \"admin_listen\": null to turn the admin listener off)"
     }
 }
 

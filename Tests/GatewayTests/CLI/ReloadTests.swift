@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOPosix
 import Crypto
 import Testing
 
@@ -262,5 +263,24 @@ struct SignalReloadTests {
         let deadline = Date().addingTimeInterval(10)
         while gateway.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(gateway.terminationStatus == 0)
+    }
+}
+
+extension SignalReloadTests {
+    @Test("An admin port already taken: serve exits 1 naming admin_listen and how to turn it off")
+    func adminPortTaken() async throws {
+        let taken = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(taken.localAddress?.port)
+        let config = CommandLineTests.config().replacingOccurrences(
+            of: #""admin_listen": "127.0.0.1:0""#, with: #""admin_listen": "127.0.0.1:\#(port)""#)
+        let dir = try CommandLineTests.scratch(["gateway.json": config])
+        let outcome = try CommandLineTests.run(
+            "authgate", ["serve", "--config", dir.appendingPathComponent("gateway.json").path],
+            environment: ["CLI_SECRET": CommandLineTests.secret], timeout: 20)
+        try await taken.close()
+        #expect(outcome.status == 1)
+        #expect(outcome.stderr.contains("admin_listen 127.0.0.1:\(port)"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains(#""admin_listen": null"#))
     }
 }
