@@ -87,6 +87,47 @@ extension EndToEnd {
             }
         }
 
+        @Test("Randomised: 60 mixed requests pipelined in random-sized writes are answered in order, each as if alone")
+        func randomised() async throws {
+            var random = SystemRandomNumberGenerator()
+            let valid = try Tokens.valid(sub: "rnd")
+            let expired = try Tokens.hs256(Tokens.claims(exp: Tokens.number(Tokens.now - 3600)))
+            var requests: [(text: String, status: Int, path: String?, bodyBytes: Int?)] = []
+            for index in 0..<60 {
+                switch Int.random(in: 0..<6, using: &random) {
+                case 0: requests.append((httpRequest("GET", "/public/g\(index)"), 200, "/public/g\(index)", nil))
+                case 1: requests.append((httpRequest("GET", "/orders/\(index)"), 401, nil, nil))
+                case 2: requests.append((httpRequest("GET", "/orders/\(index)", headers: [bearer(valid)]), 200, "/orders/\(index)", nil))
+                case 3: requests.append((httpRequest("GET", "/orders/\(index)", headers: [bearer(expired)]), 401, nil, nil))
+                case 4: requests.append((httpRequest("GET", "/admin/\(index)", headers: [bearer(valid)]), 403, nil, nil))
+                default:
+                    let length = Int.random(in: 0...3000, using: &random)
+                    requests.append(
+                        (httpRequest("POST", "/public/p\(index)", body: String(repeating: "x", count: length)), 200, "/public/p\(index)", length))
+                }
+            }
+            try await withGateway(config: { standardConfig($0) }) { env in
+                let client = try await env.connect()
+                var bytes = Array(requests.map(\.text).joined().utf8)[...]
+                let writer = Task {
+                    while !bytes.isEmpty {
+                        let size = min(bytes.count, Int.random(in: 1...700))
+                        try await client.send(Array(bytes.prefix(size)))
+                        bytes = bytes.dropFirst(size)
+                        if Bool.random() { try await Task.sleep(for: .milliseconds(1)) }
+                    }
+                }
+                for (index, expected) in requests.enumerated() {
+                    let response = try await client.readResponse()
+                    #expect(response.status == expected.status, "request \(index): \(response)")
+                    if let path = expected.path { #expect(try response.echo().path == path, "request \(index)") }
+                    if let length = expected.bodyBytes { #expect(try response.echo().bodyBytes == length, "request \(index)") }
+                    if response.status != expected.status { break }
+                }
+                try await writer.value
+            }
+        }
+
         @Test("Keep-alive without pipelining reads on: many sequential requests on one connection")
         func sequential() async throws {
             try await withGateway(config: { openConfig($0) }) { env in
