@@ -89,6 +89,9 @@ public struct MetricsSnapshot: Sendable, Equatable {
     public var requestBodyBytes = 0
     public var responseBodyBytes = 0
     public var tokenCache = TokenCache.Stats()
+    /// Upgraded connections tunnelled so far, and open now.
+    public var tunnels = 0
+    public var tunnelsOpen = 0
 
     public init() {}
 
@@ -105,6 +108,8 @@ public struct MetricsSnapshot: Sendable, Equatable {
         self.upstreamConnectionsReused += other.upstreamConnectionsReused
         self.requestBodyBytes += other.requestBodyBytes
         self.responseBodyBytes += other.responseBodyBytes
+        self.tunnels += other.tunnels
+        self.tunnelsOpen += other.tunnelsOpen
         self.tokenCache.hits += other.tokenCache.hits
         self.tokenCache.misses += other.tokenCache.misses
         self.tokenCache.entries += other.tokenCache.entries
@@ -143,6 +148,15 @@ public final class LoopMetrics {
 
     public func connectionClosed() {
         self.snapshot.connectionsOpen -= 1
+    }
+
+    public func tunnelOpened() {
+        self.snapshot.tunnels += 1
+        self.snapshot.tunnelsOpen += 1
+    }
+
+    public func tunnelClosed() {
+        self.snapshot.tunnelsOpen -= 1
     }
 
     public func countBodyBytes(request: Int, response: Int) {
@@ -202,6 +216,8 @@ public enum PrometheusExposition {
         out.gauge("authgate_upstream_connections_idle", "Upstream connections idle in the pools.", loops.upstreamConnectionsIdle)
         out.counter("authgate_upstream_connects_total", "Upstream connections opened.", loops.upstreamConnects)
         out.counter("authgate_upstream_connection_reuses_total", "Requests sent on a pooled connection.", loops.upstreamConnectionsReused)
+        out.gauge("authgate_tunnels", "Upgraded connections (WebSocket) tunnelled now.", loops.tunnelsOpen)
+        out.counter("authgate_tunnels_total", "Upgraded connections tunnelled.", loops.tunnels)
         out.counter("authgate_request_body_bytes_total", "Request body bytes forwarded upstream.", loops.requestBodyBytes)
         out.counter("authgate_response_body_bytes_total", "Response body bytes sent to clients.", loops.responseBodyBytes)
         out.counter("authgate_token_cache_hits_total", "Verified-token cache hits.", loops.tokenCache.hits)

@@ -707,6 +707,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         }
         self.traceResponse(status: head.status)
         self.finishTrace()
+        let metrics = self.resources.metrics
+        metrics.tunnelOpened()
+        context.channel.closeFuture.assumeIsolated().whenComplete { _ in metrics.tunnelClosed() }
         TunnelSplice.splice(
             downstream: context, upstream: connection, head: head, idleTimeout: self.settings.tunnelIdleTimeout,
             logger: self.settings.logger)

@@ -305,7 +305,15 @@ extension EndToEnd.WebSocketTunnel {
             let frame = WSFrame(opcode: WSFrame.binary, payload: (0..<20_000).map { UInt8(truncatingIfNeeded: $0) })
             try await client.send(frame.masked())
             #expect(try await client.readFrame() == frame)
+            let during = await env.server.metricsSnapshot()
+            #expect(during.tunnels == 1 && during.tunnelsOpen == 1)
             await client.close()
+            var after = await env.server.metricsSnapshot()
+            for _ in 0..<100 where after.tunnelsOpen != 0 {
+                try await Task.sleep(for: .milliseconds(20))
+                after = await env.server.metricsSnapshot()
+            }
+            #expect(after.tunnels == 1 && after.tunnelsOpen == 0)
 
             var line = ""
             for _ in 0..<100 where line.isEmpty {
