@@ -133,6 +133,20 @@ private struct Reader {
         return result
     }
 
+    /// Why `text` is not a serialised origin (RFC 6454 §6.2: `scheme://host[:port]`), or nil.
+    static func originProblem(_ text: String) -> String? {
+        let lower = text.lowercased()
+        guard lower.hasPrefix("https://") || lower.hasPrefix("http://") else {
+            return "is not an origin (http:// or https://, a host and an optional port)"
+        }
+        let rest = lower.drop { $0 != "/" }.dropFirst(2)
+        guard !rest.isEmpty, !rest.contains("/"), !rest.contains("?"), !rest.contains("#"), !rest.contains("@") else {
+            return "is not an origin: no path, query, credentials or trailing slash"
+        }
+        guard HostPort.split(rest, defaultPort: 443) != nil else { return "has an invalid host or port" }
+        return nil
+    }
+
     static func join(_ path: String, _ name: String) -> String {
         path.isEmpty ? name : "\(path).\(name)"
     }
@@ -551,7 +565,7 @@ private struct Reader {
         let path = "routes[\(index)]"
         let fields: Set<String> = [
             "path_prefix", "upstream", "strip_prefix", "upstream_ca_file", "auth", "require_claims", "providers",
-            "max_body_bytes", "timeouts", "upgrade",
+            "max_body_bytes", "timeouts", "upgrade", "allowed_origins",
         ]
         guard let object = self.object(value, path, allowed: fields) else { return nil }
         var prefix = self.string(object, "path_prefix", path, required: true)
@@ -642,6 +656,17 @@ private struct Reader {
             pathPrefix: prefix, upstream: upstream, stripPrefix: stripPrefix, auth: auth, requireClaims: requireClaims,
             providerIndices: providerIndices, index: index, upgrade: upgrade)
         route.maxBodyBytes = self.integer(object, "max_body_bytes", path, range: 0...(1 << 50))
+        if let value = object["allowed_origins"], let origins = self.stringArray(value, "\(path).allowed_origins") {
+            if origins.isEmpty { self.issue("\(path).allowed_origins", "is empty (leave it out to accept any origin)") }
+            if route.upgrade.isEmpty { self.issue("\(path).allowed_origins", "has no effect on a route without upgrades") }
+            for (position, origin) in origins.enumerated() {
+                if let problem = Self.originProblem(origin) {
+                    self.issue("\(path).allowed_origins[\(position)]", "\(JSONValue.quoted(origin)) \(problem)")
+                } else {
+                    route.allowedOrigins.append(origin.lowercased())
+                }
+            }
+        }
         if let value = object["timeouts"],
             let timeouts = self.object(value, "\(path).timeouts", allowed: ["connect_seconds", "upstream_seconds"])
         {

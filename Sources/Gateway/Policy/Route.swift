@@ -124,6 +124,9 @@ public struct Route: Sendable {
     /// Protocols an `Upgrade` request may switch to on this route (lower-cased tokens, `name` or
     /// `name/version`); empty: no upgrades. Never `h2c` or `h2` (see `UpgradeRules`).
     public let upgrade: [String]
+    /// Origins (`https://app.example.com`, lower-cased) whose pages may open a tunnel on this
+    /// route; empty: any. See `UpgradeDecision.originAllowed`.
+    public var allowedOrigins: [String] = []
 
     public init(
         pathPrefix: String, upstream: Upstream, stripPrefix: Bool = false, auth: Auth,

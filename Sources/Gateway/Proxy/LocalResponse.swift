@@ -51,6 +51,14 @@ public struct LocalResponse: Sendable, Equatable {
     /// An `Upgrade` request this route does not tunnel (`UpgradeDecision.refuse`). No credential
     /// would change the answer, so it is not a 401 or 403. The connection closes: NIO's parser
     /// reads nothing after an upgrade request.
+    /// A tunnel asked for from a page on an origin the route does not list (`allowed_origins`).
+    public static let forbiddenOrigin: LocalResponse = {
+        var response = LocalResponse.json(
+            .forbidden, error: "forbidden_origin", description: "this route does not accept upgrades from this Origin")
+        response.close = true
+        return response
+    }()
+
     public static func upgradeRefused(_ description: String) -> LocalResponse {
         var response = LocalResponse.json(.badRequest, error: "upgrade_refused", description: description)
         response.close = true

@@ -187,7 +187,11 @@ public struct RequestPlanner: Sendable {
         if upgrade {
             switch UpgradeDecision.decide(head, framing: framing, allowed: route.upgrade) {
             case .none: break
-            case .tunnel(let protocols): tunnel = protocols
+            case .tunnel(let protocols):
+                guard UpgradeDecision.originAllowed(head.headers["origin"], allowed: route.allowedOrigins) else {
+                    return .respond(.forbiddenOrigin, reason: "forbidden_origin")
+                }
+                tunnel = protocols
             case .refuse(let reason): return .respond(.upgradeRefused(reason), reason: "upgrade_refused")
             }
         }

@@ -18,6 +18,18 @@ public enum UpgradeDecision: Sendable, Equatable {
     /// without a body whose every offered protocol the route allows. `h2c`/`h2` are refused on
     /// every route; anything else unusual is refused rather than guessed at, because the bytes
     /// after the head will no longer be parsed as HTTP by the gateway.
+    /// Whether an upgrade from `origins` (the request's `Origin` values) may be tunnelled on a
+    /// route listing `allowed` (normalised origins; empty allows any). Browsers send `Origin`
+    /// with every WebSocket handshake, so a cookie-authenticated handshake started by another
+    /// site (cross-site WebSocket hijacking) carries that site's origin; clients that are not
+    /// browsers send none, and pass. Two `Origin` headers never pass.
+    public static func originAllowed(_ origins: [String], allowed: [String]) -> Bool {
+        guard !allowed.isEmpty, !origins.isEmpty else { return true }
+        guard origins.count == 1 else { return false }
+        let origin = origins[0].lowercased()
+        return allowed.contains(origin)
+    }
+
     public static func decide(_ head: HTTPRequestHead, framing: BodyFraming, allowed: [String]) -> UpgradeDecision {
         var values: [String] = []
         var connectionUpgrade = false

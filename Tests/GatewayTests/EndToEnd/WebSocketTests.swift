@@ -328,3 +328,33 @@ extension EndToEnd.WebSocketTunnel {
         }
     }
 }
+
+extension EndToEnd.WebSocketTunnel {
+    @Test("allowed_origins: a handshake from a listed origin (or none) is tunnelled; another site's page gets 403 and never reaches the upstream")
+    func allowedOrigins() async throws {
+        try await withGateway(config: { u in
+            ConfigJSON.make(routes: [
+                #"{"path_prefix": "/", "upstream": "\#(u[0].url)", "allowed_origins": ["https://App.example.com", "http://localhost:3000"]}"#
+            ])
+        }) { env in
+            let token = try Tokens.valid()
+            let listed = try await env.connect()
+            try await listed.openWebSocket(headers: [bearer(token), ("Origin", "https://app.example.com")])
+            let local = try await env.connect()
+            try await local.openWebSocket(headers: [bearer(token), ("Origin", "http://localhost:3000")])
+            let noOrigin = try await env.connect()
+            try await noOrigin.openWebSocket(headers: [bearer(token)])
+            let connections = env.upstream.snapshot.connections
+
+            for origins in [["https://evil.example"], ["https://app.example.com:444"], ["https://app.example.com", "https://evil.example"]] {
+                let hijack = try await env.connect()
+                try await hijack.send(WebSocket.handshake(headers: [bearer(token)] + origins.map { ("Origin", $0) }))
+                let refused = try await hijack.readResponse()
+                #expect(refused.status == 403, "\(origins): \(refused)")
+                #expect(try refused.json()["error"]?.stringValue == "forbidden_origin")
+                #expect(await hijack.waitForClose())
+            }
+            #expect(env.upstream.snapshot.connections == connections)
+        }
+    }
+}

@@ -107,3 +107,40 @@ struct UpgradeDecisionTests {
         #expect(self.issues("[1]") == ["routes[1].upgrade[0]: expected a string, got a number"])
     }
 }
+
+@Suite("Upgrade origins")
+struct UpgradeOriginTests {
+    @Test("Origins must be listed exactly (case-insensitive); none passes; two never do; an empty list allows any")
+    func originAllowed() {
+        let allowed = ["https://app.example.com", "http://localhost:3000"]
+        #expect(UpgradeDecision.originAllowed(["https://app.example.com"], allowed: allowed))
+        #expect(UpgradeDecision.originAllowed(["HTTPS://APP.example.com"], allowed: allowed))
+        #expect(UpgradeDecision.originAllowed([], allowed: allowed))
+        #expect(!UpgradeDecision.originAllowed(["https://app.example.com.evil"], allowed: allowed))
+        #expect(!UpgradeDecision.originAllowed(["http://app.example.com"], allowed: allowed))
+        #expect(!UpgradeDecision.originAllowed(["null"], allowed: allowed))
+        #expect(!UpgradeDecision.originAllowed(["https://app.example.com", "https://app.example.com"], allowed: allowed))
+        #expect(UpgradeDecision.originAllowed(["https://anything"], allowed: []))
+    }
+
+    @Test("allowed_origins entries are checked with their JSON paths")
+    func config() {
+        let json = """
+            {"routes": [{"path_prefix": "/", "upstream": "http://127.0.0.1:1", "auth": "none",
+                         "allowed_origins": ["https://ok.example", "app.example.com", "https://x.example/", "https://a@b", "https://h:99999"]},
+                        {"path_prefix": "/n", "upstream": "http://127.0.0.1:1", "auth": "none", "upgrade": [], "allowed_origins": ["https://ok.example"]}]}
+            """
+        do {
+            _ = try ConfigLoader(environment: [:]).load(Array(json.utf8))
+            Issue.record("accepted")
+        } catch {
+            let messages = error.issues.map(\.description)
+            #expect(messages.contains { $0.hasPrefix("routes[0].allowed_origins[1]: \"app.example.com\" is not an origin") })
+            #expect(messages.contains { $0.hasPrefix("routes[0].allowed_origins[2]:") })
+            #expect(messages.contains { $0.hasPrefix("routes[0].allowed_origins[3]:") })
+            #expect(messages.contains { $0.hasPrefix("routes[0].allowed_origins[4]:") })
+            #expect(!messages.contains { $0.hasPrefix("routes[0].allowed_origins[0]") })
+            #expect(messages.contains("routes[1].allowed_origins: has no effect on a route without upgrades"))
+        }
+    }
+}
