@@ -195,8 +195,10 @@ public struct UTCSecondCache {
 
 /// Writes access log lines from every event loop to standard output or a file on a thread of its
 /// own, so a slow disk or a blocked pipe never stalls a request. Event loops append to a shared
-/// buffer under a short lock; when the writer falls more than `maximumPendingBytes` behind, lines
-/// are dropped and counted instead of growing memory.
+/// buffer under a short lock and do not wake the writer per line (that would cost two context
+/// switches per request): the writer wakes every `flushInterval`, or as soon as
+/// `flushThreshold` bytes wait. When it falls more than `maximumPendingBytes` behind, lines are
+/// dropped and counted instead of growing memory.
 public final class AccessLogSink: Sendable {
     private struct State {
         var pending: [UInt8] = []
@@ -206,9 +208,16 @@ public final class AccessLogSink: Sendable {
         var closing = false
         var dropped = 0
         var lastError: String?
+        /// Mirrors the condition's value (1: the writer should run now), which cannot be read
+        /// while holding the condition lock.
+        var wakeRequested = false
     }
 
     public static let maximumPendingBytes = 8 << 20
+    /// Lines reach the file at most this late (seconds)...
+    public static let flushInterval = 0.1
+    /// ...or once this many bytes wait.
+    public static let flushThreshold = 64 << 10
     /// 1 when there is something for the writer to do.
     private let signal = ConditionLock<Int>(value: 0)
     private let state = NIOLockedValueBox(State())
@@ -229,15 +238,16 @@ public final class AccessLogSink: Sendable {
     /// Queues whole lines. Never blocks beyond a short lock.
     public func append(_ lines: ByteBuffer, count: Int = 1) {
         self.signal.lock()
-        let queued = self.state.withLockedValue { state -> Bool in
+        let wake = self.state.withLockedValue { state -> Bool in
             guard !state.closing, state.pending.count + lines.readableBytes <= Self.maximumPendingBytes else {
                 state.dropped += count
-                return false
+                return state.wakeRequested
             }
             state.pending.append(contentsOf: lines.readableBytesView)
-            return true
+            if state.pending.count >= Self.flushThreshold { state.wakeRequested = true }
+            return state.wakeRequested
         }
-        self.signal.unlock(withValue: queued ? 1 : self.signal.value)
+        self.signal.unlock(withValue: wake ? 1 : 0)
     }
 
     /// Switches to another destination, or reopens the same file (after log rotation).
@@ -246,6 +256,7 @@ public final class AccessLogSink: Sendable {
         self.state.withLockedValue {
             $0.path = path
             $0.reopen = true
+            $0.wakeRequested = true
         }
         self.signal.unlock(withValue: 1)
     }
@@ -253,7 +264,10 @@ public final class AccessLogSink: Sendable {
     /// Writes what is queued, then stops the thread.
     public func close() async {
         self.signal.lock()
-        self.state.withLockedValue { $0.closing = true }
+        self.state.withLockedValue {
+            $0.closing = true
+            $0.wakeRequested = true
+        }
         self.signal.unlock(withValue: 1)
         try? await self.thread.shutdownGracefully()
     }
@@ -264,10 +278,13 @@ public final class AccessLogSink: Sendable {
         // Two buffers trade places, so neither side allocates once both have grown.
         var bytes: [UInt8] = []
         while true {
-            self.signal.lock(whenValue: 1)
+            if !self.signal.lock(whenValue: 1, timeoutSeconds: Self.flushInterval) {
+                self.signal.lock()  // the interval passed: take what is there
+            }
             bytes.removeAll(keepingCapacity: true)
             let (reopenPath, closing) = self.state.withLockedValue { state -> (String??, Bool) in
                 swap(&bytes, &state.pending)
+                state.wakeRequested = false
                 let reopen: String?? = state.reopen ? .some(state.path) : .none
                 state.reopen = false
                 return (reopen, state.closing)

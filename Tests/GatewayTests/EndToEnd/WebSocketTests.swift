@@ -252,7 +252,9 @@ extension EndToEnd {
 
         @Test("The request timeouts do not cut an established tunnel; tunnel_idle_seconds does")
         func timeouts() async throws {
-            let extra = [#""timeouts": {"upstream_seconds": 0.3, "client_idle_seconds": 0.3, "tunnel_idle_seconds": 1.5}"#]
+            // Wide margins: on a loaded machine the client may read the 101 late, and the tunnel's
+            // idle clock starts when the gateway switches.
+            let extra = [#""timeouts": {"upstream_seconds": 0.3, "client_idle_seconds": 0.3, "tunnel_idle_seconds": 3}"#]
             try await withGateway(config: { openConfig($0, extra: extra) }) { env in
                 let client = try await env.connect()
                 try await client.openWebSocket()
@@ -261,9 +263,9 @@ extension EndToEnd {
                 try await client.send(frame.masked())
                 #expect(try await client.readFrame() == frame)
                 #expect(!client.isClosed)
-                let (closed, elapsed) = await timed { await client.waitForClose(timeout: .seconds(5)) }
+                let (closed, elapsed) = await timed { await client.waitForClose(timeout: .seconds(8)) }
                 #expect(closed)
-                #expect(elapsed > .milliseconds(1000), "closed after \(elapsed)")
+                #expect(elapsed > .milliseconds(2000), "closed after \(elapsed)")
                 try await env.upstream.stats.wait(timeout: .seconds(5), for: "the upstream connection to close") {
                     $0.closedConnections == 1 ? () : nil
                 }
