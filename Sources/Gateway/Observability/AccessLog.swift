@@ -247,7 +247,9 @@ public final class AccessLogSink: Sendable {
             if state.pending.count >= Self.flushThreshold { state.wakeRequested = true }
             return state.wakeRequested
         }
-        self.signal.unlock(withValue: wake ? 1 : 0)
+        // `unlock(withValue:)` wakes the writer (a futex call and a context switch); a plain
+        // unlock does not.
+        if wake { self.signal.unlock(withValue: 1) } else { self.signal.unlock() }
     }
 
     /// Switches to another destination, or reopens the same file (after log rotation).
