@@ -22,6 +22,9 @@
 #             COMPARE_BIN=/other/authgate [COMPARE_LABEL=b] [COMPARE_ARGS='--threads 1'] adds a
 #             second authgate (another build, or the same one with other serve flags) to the same
 #             run as authgate-b-hs256/-rs256. AUTHGATE_ARGS: extra `serve` flags for authgate-*.
+#             BENCH_ACCESS_LOG=PATH turns authgate's access log on (to PATH; off by default, as
+#             the peers run without one); COMPARE_ACCESS_LOG=PATH (or empty: off) gives the
+#             compared contenders their own setting, for an A/B of the log's cost in one run.
 #             AUTHGATE_WIRING=shared uses run.sh's own authgate wiring instead of one config
 #             per algorithm (see peer_config below).
 #   profile:  PROFILE_ALGS="hs256 rs256" PROFILE_SECONDS=12 PROFILE_FREQ=999 CONNS=32
@@ -188,9 +191,14 @@ cmd_peer() {
     if [[ -n ${COMPARE_BIN:-} ]]; then
       [[ $COMPARE_BIN == same ]] && COMPARE_BIN=$bin
       [[ -x $COMPARE_BIN ]] || die "COMPARE_BIN=$COMPARE_BIN is not executable"
-      local label=${COMPARE_LABEL:-b} cargs=${COMPARE_ARGS:-}
-      extra+="authgate-$label-hs256 | 9213 | hs256 | $COMPARE_BIN serve --config $conf/authgate-hs256.json --listen 127.0.0.1:\$PORT $cargs"$'\n'
-      extra+="authgate-$label-rs256 | 9214 | rs256 | $COMPARE_BIN serve --config $conf/authgate-rs256.json --listen 127.0.0.1:\$PORT $cargs"$'\n'
+      local label=${COMPARE_LABEL:-b} cargs=${COMPARE_ARGS:-} cconf=authgate
+      if [[ -n ${COMPARE_ACCESS_LOG+set} ]]; then
+        # The compared contenders get their own configs, differing only in the access log.
+        cconf=compare
+        for alg in hs256 rs256; do BENCH_ACCESS_LOG=$COMPARE_ACCESS_LOG peer_config "$conf/compare-$alg.json" "$alg"; done
+      fi
+      extra+="authgate-$label-hs256 | 9213 | hs256 | $COMPARE_BIN serve --config $conf/$cconf-hs256.json --listen 127.0.0.1:\$PORT $cargs"$'\n'
+      extra+="authgate-$label-rs256 | 9214 | rs256 | $COMPARE_BIN serve --config $conf/$cconf-rs256.json --listen 127.0.0.1:\$PORT $cargs"$'\n'
     fi
     export EXTRA_CONTENDERS="$extra${EXTRA_CONTENDERS:-}"
     say "== authgate: $bin${COMPARE_BIN:+ (and $COMPARE_BIN as authgate-${COMPARE_LABEL:-b}-*)}; configs in $conf"
