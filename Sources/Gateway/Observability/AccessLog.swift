@@ -218,35 +218,46 @@ public final class AccessLogSink: Sendable {
     public static let flushInterval = 0.1
     /// ...or once this many bytes wait.
     public static let flushThreshold = 64 << 10
-    /// 1 when there is something for the writer to do.
+    /// Guards `shared`; its value is 1 when the writer should run now. One lock per appended line.
     private let signal = ConditionLock<Int>(value: 0)
-    private let state = NIOLockedValueBox(State())
+    /// Touched only while `signal` is held.
+    private final class Shared: @unchecked Sendable {
+        var state = State()
+    }
+
+    private let shared = Shared()
     private let thread: NIOThreadPool
 
     /// Starts the writer thread, writing to `path` (nil: standard output).
     public init(path: String?) {
         self.thread = NIOThreadPool(numberOfThreads: 1)
-        self.state.withLockedValue { $0.path = path }
+        self.shared.state.path = path
         self.thread.start()
         self.thread.submit { [self] _ in self.run() }
     }
 
     /// Lines dropped because the writer fell behind, and the last write error.
-    public var dropped: Int { self.state.withLockedValue { $0.dropped } }
-    public var lastError: String? { self.state.withLockedValue { $0.lastError } }
+    public var dropped: Int { self.withState { $0.dropped } }
+    public var lastError: String? { self.withState { $0.lastError } }
+
+    /// Runs `body` with the state, holding `signal` without changing its value.
+    private func withState<Result>(_ body: (inout State) -> Result) -> Result {
+        self.signal.lock()
+        defer { self.signal.unlock() }
+        return body(&self.shared.state)
+    }
 
     /// Queues whole lines. Never blocks beyond a short lock.
     public func append(_ lines: ByteBuffer, count: Int = 1) {
         self.signal.lock()
-        let wake = self.state.withLockedValue { state -> Bool in
-            guard !state.closing, state.pending.count + lines.readableBytes <= Self.maximumPendingBytes else {
-                state.dropped += count
-                return state.wakeRequested
-            }
-            state.pending.append(contentsOf: lines.readableBytesView)
-            if state.pending.count >= Self.flushThreshold { state.wakeRequested = true }
-            return state.wakeRequested
+        let wake: Bool
+        if !self.shared.state.closing, self.shared.state.pending.count + lines.readableBytes <= Self.maximumPendingBytes {
+            self.shared.state.pending.append(contentsOf: lines.readableBytesView)
+            if self.shared.state.pending.count >= Self.flushThreshold { self.shared.state.wakeRequested = true }
+        } else {
+            self.shared.state.dropped += count
         }
+        wake = self.shared.state.wakeRequested
         // `unlock(withValue:)` wakes the writer (a futex call and a context switch); a plain
         // unlock does not.
         if wake { self.signal.unlock(withValue: 1) } else { self.signal.unlock() }
@@ -255,21 +266,17 @@ public final class AccessLogSink: Sendable {
     /// Switches to another destination, or reopens the same file (after log rotation).
     public func reopen(path: String?) {
         self.signal.lock()
-        self.state.withLockedValue {
-            $0.path = path
-            $0.reopen = true
-            $0.wakeRequested = true
-        }
+        self.shared.state.path = path
+        self.shared.state.reopen = true
+        self.shared.state.wakeRequested = true
         self.signal.unlock(withValue: 1)
     }
 
     /// Writes what is queued, then stops the thread.
     public func close() async {
         self.signal.lock()
-        self.state.withLockedValue {
-            $0.closing = true
-            $0.wakeRequested = true
-        }
+        self.shared.state.closing = true
+        self.shared.state.wakeRequested = true
         self.signal.unlock(withValue: 1)
         try? await self.thread.shutdownGracefully()
     }
@@ -284,13 +291,11 @@ public final class AccessLogSink: Sendable {
                 self.signal.lock()  // the interval passed: take what is there
             }
             bytes.removeAll(keepingCapacity: true)
-            let (reopenPath, closing) = self.state.withLockedValue { state -> (String??, Bool) in
-                swap(&bytes, &state.pending)
-                state.wakeRequested = false
-                let reopen: String?? = state.reopen ? .some(state.path) : .none
-                state.reopen = false
-                return (reopen, state.closing)
-            }
+            swap(&bytes, &self.shared.state.pending)
+            self.shared.state.wakeRequested = false
+            let reopenPath: String?? = self.shared.state.reopen ? .some(self.shared.state.path) : .none
+            self.shared.state.reopen = false
+            let closing = self.shared.state.closing
             self.signal.unlock(withValue: 0)
             if let reopenPath {
                 if ownsDescriptor { _ = closeDescriptor(descriptor) }
@@ -303,11 +308,11 @@ public final class AccessLogSink: Sendable {
                         ownsDescriptor = true
                     } else {
                         let message = "cannot open \(path): errno \(errno); writing to standard output"
-                        self.state.withLockedValue { $0.lastError = message }
+                        self.withState { $0.lastError = message }
                     }
                 }
             }
-            Self.writeAll(bytes, to: descriptor) { error in self.state.withLockedValue { $0.lastError = error } }
+            Self.writeAll(bytes, to: descriptor) { error in self.withState { $0.lastError = error } }
             if closing {
                 if ownsDescriptor { _ = closeDescriptor(descriptor) }
                 return

@@ -43,7 +43,8 @@ struct RequestTrace {
     var decision = Decision.allowed
     var reason: String?
     var subject: String?
-    var upstream: Upstream?
+    /// `http://host:port` of the upstream, for the access log only (nil when it is off).
+    var upstream: String?
     /// When the request head was handed to the upstream connection.
     var forwarded: NIODeadline?
     var upstreamSeconds: Double?
@@ -413,7 +414,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             }
         case .forward(let plan):
             self.trace?.subject = plan.subject
-            self.trace?.upstream = plan.upstream
+            if self.settings.accessLog { self.trace?.upstream = self.resources.label(for: plan.upstream) }
             let exchange = Exchange(
                 plan: plan, requestVersion: head.version, requestKeepAlive: keepAlive && !plan.closeConnection)
             self.state = .proxying(exchange)
@@ -860,7 +861,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             AccessLogRecord(
                 time: trace.time, requestID: trace.requestID, method: trace.method.rawValue, path: trace.path,
                 route: trace.route, status: trace.status, decision: trace.decision, reason: trace.reason,
-                subject: trace.subject, upstream: trace.upstream.map { self.resources.label(for: $0) }, client: self.clientAddress,
+                subject: trace.subject, upstream: trace.upstream, client: self.clientAddress,
                 durationSeconds: duration, upstreamSeconds: trace.upstreamSeconds, requestBytes: trace.requestBytes,
                 responseBytes: trace.responseBytes))
     }
