@@ -83,8 +83,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         var connection: UpstreamHandler?
         var reused = false
         var attempts = 0
-        /// Parts received before the upstream connection was ready.
-        var buffered: [HTTPClientRequestPart] = []
+        /// Body parts (nil: the end) received before the upstream connection was ready.
+        var buffered: [ByteBuffer?] = []
         var requestEnded = false
         var requestBodyBytes = 0
         var sentBodyUpstream = false
@@ -463,7 +463,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             self.fail(exchange, with: .payloadTooLarge, reason: "body_too_large", context: context)
             return
         }
-        self.send(.body(.byteBuffer(buffer)), exchange: exchange)
+        self.send(buffer, exchange: exchange)
     }
 
     private func receivedEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
@@ -479,7 +479,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             exchange.requestEnded = true
             // Request trailers are dropped: they would carry headers (identity headers among
             // them) past the rewriting that heads get, and upstreams rarely read them.
-            self.send(.end(nil), exchange: exchange)
+            self.send(nil, exchange: exchange)
             if let connection = exchange.connection {
                 connection.flush()
                 self.armResponseTimer(exchange, context: context)
@@ -489,12 +489,22 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         }
     }
 
-    private func send(_ part: HTTPClientRequestPart, exchange: Exchange) {
+    /// Sends a piece of the request body upstream, or its end (nil), or holds it until the
+    /// upstream connection is ready.
+    private func send(_ part: ByteBuffer?, exchange: Exchange) {
         if let connection = exchange.connection {
-            if case .body = part { exchange.sentBodyUpstream = true }
-            connection.write(part)
+            Self.write(part, to: connection, exchange: exchange)
         } else {
             exchange.buffered.append(part)
+        }
+    }
+
+    private static func write(_ part: ByteBuffer?, to connection: UpstreamHandler, exchange: Exchange) {
+        if let body = part {
+            exchange.sentBodyUpstream = true
+            connection.writeBody(body)
+        } else {
+            connection.writeEnd()
         }
     }
 
@@ -538,11 +548,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         exchange.reused = reused
         connection.delegate = self
         self.trace?.forwarded = .now()
-        connection.write(.head(exchange.plan.head))
-        for part in exchange.buffered {
-            if case .body = part { exchange.sentBodyUpstream = true }
-            connection.write(part)
-        }
+        connection.writeHead(exchange.plan.head)
+        for part in exchange.buffered { Self.write(part, to: connection, exchange: exchange) }
         exchange.buffered = []
         connection.flush()
         if exchange.plan.expectContinue && !exchange.requestEnded && exchange.attempts == 1 {
@@ -614,7 +621,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         // it. Retry once on a new connection when nothing but the head was sent.
         let bodiless = exchange.plan.framing == .none || exchange.plan.framing == .contentLength(0)
         if exchange.reused && exchange.attempts == 1 && !exchange.sentBodyUpstream && bodiless {
-            exchange.buffered = exchange.requestEnded ? [.end(nil)] : []
+            exchange.buffered = exchange.requestEnded ? [nil] : []
             self.connect(exchange, allowReuse: false)
             return
         }

@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 
 /// Rewrites request and response heads as they cross the gateway. Pure: heads in, heads out.
@@ -88,11 +89,61 @@ public enum HeaderRewriter {
     public static func requestHeaders(
         _ incoming: HTTPHeaders, identityHeaderNames: [String], forwarding: Forwarding
     ) -> HTTPHeaders {
-        let connectionNamed = Self.connectionNamed(incoming)
-        var forwardedFor: String?
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count + 4 + forwarding.identity.count)
+        Self.rewriteRequestHeaders(
+            incoming, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: true, into: &headers)
+        return headers
+    }
+
+    /// The request head to send upstream, serialized: `METHOD target HTTP/1.1`, the headers of
+    /// `requestHeaders(_:identityHeaderNames:forwarding:)`, and the framing headers for `framing`
+    /// (the client's own `Content-Length`/`Transfer-Encoding` are replaced by them). Written
+    /// straight into bytes: no header list is built and nothing re-validates what llhttp parsed
+    /// (identity values and request ids were checked when they were made).
+    public static func requestHead(
+        method: HTTPMethod, target: String, incoming: HTTPHeaders, identityHeaderNames: [String],
+        forwarding: Forwarding, framing: BodyFraming, allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) -> ForwardHead {
+        var size = 64 + target.utf8.count + (forwarding.clientAddress?.utf8.count ?? 0) + forwarding.host.utf8.count
+        for (name, value) in incoming { size += name.utf8.count + value.utf8.count + 4 }
+        for (name, value) in forwarding.identity { size += name.utf8.count + value.utf8.count + 4 }
+        if let requestID = forwarding.requestID { size += requestID.name.utf8.count + requestID.value.utf8.count + 4 }
+        var writer = HeadWriter(buffer: allocator.buffer(capacity: size))
+        writer.buffer.writeString(method.rawValue)
+        writer.buffer.writeInteger(UInt8(ascii: " "))
+        writer.buffer.writeString(target)
+        writer.buffer.writeStaticString(" HTTP/1.1\r\n")
+        Self.rewriteRequestHeaders(
+            incoming, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: false, into: &writer)
+        switch framing {
+        case .contentLength(let length):
+            writer.buffer.writeStaticString("Content-Length: ")
+            writer.buffer.writeString(String(length))
+            writer.buffer.writeStaticString("\r\n")
+        case .chunked:
+            writer.buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+        case .none where method == .POST || method == .PUT || method == .PATCH:
+            // Methods whose requests normally have content: say "none" rather than leave the
+            // upstream to infer it.
+            writer.buffer.writeStaticString("Content-Length: 0\r\n")
+        case .none:
+            break
+        }
+        writer.buffer.writeStaticString("\r\n")
+        return ForwardHead(method: method, bytes: writer.buffer, chunked: framing == .chunked)
+    }
+
+    /// The one pass behind `requestHeaders` and `requestHead`. `keepFraming: false` leaves out the
+    /// client's `Content-Length` and `Transfer-Encoding` (the caller writes its own).
+    private static func rewriteRequestHeaders<Sink: HeaderSink>(
+        _ incoming: HTTPHeaders, identityHeaderNames: [String], forwarding: Forwarding, keepFraming: Bool,
+        into headers: inout Sink
+    ) {
+        let connectionNamed = Self.connectionNamed(incoming)
+        var forwardedFor: String?
         for (name, value) in incoming {
+            if !keepFraming, Self.isFraming(name) { continue }
             if Self.isHopByHop(name) || HeaderRules.equalsIgnoringCase(name, "expect")
                 || HeaderRules.equalsIgnoringCase(name, "x-forwarded-proto") || HeaderRules.equalsIgnoringCase(name, "x-forwarded-host")
             {
@@ -123,7 +174,15 @@ public enum HeaderRewriter {
             headers.add(name: "Connection", value: "upgrade")
             headers.add(name: "Upgrade", value: upgrade)
         }
-        return headers
+    }
+
+    /// `Content-Length` or `Transfer-Encoding`, compared without allocating.
+    static func isFraming(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 14: HeaderRules.equalsIgnoringCase(name, "content-length")
+        case 17: HeaderRules.equalsIgnoringCase(name, "transfer-encoding")
+        default: false
+        }
     }
 
     /// The `101 Switching Protocols` head to relay for an upstream's `101`, or nil when the upstream

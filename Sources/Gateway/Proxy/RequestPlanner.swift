@@ -12,7 +12,7 @@ public enum BodyFraming: Sendable, Equatable {
 public enum RequestPlan: Sendable {
     /// Answer locally; nothing reaches an upstream.
     case respond(LocalResponse, reason: String)
-    /// Forward to `upstream` with the rewritten `head`.
+    /// Forward to `upstream` with the rewritten head.
     case forward(ForwardPlan)
     /// The token names a key the providers at these indices might fetch: refresh their remote
     /// key sets (`KeyRegistry.refresh`), then plan again with `allowKeyRefresh: false`.
@@ -21,7 +21,8 @@ public enum RequestPlan: Sendable {
 
 public struct ForwardPlan: Sendable {
     public var upstream: Upstream
-    public var head: HTTPRequestHead
+    /// The rewritten head, serialized (`HeaderRewriter.requestHead`).
+    public var head: ForwardHead
     public var route: Route
     /// The client asked for `100 Continue` before sending its body.
     public var expectContinue: Bool
@@ -202,9 +203,9 @@ public struct RequestPlanner: Sendable {
             stripToken: !self.config.forwardToken && route.auth == .required, tokenSource: self.config.token,
             proto: overTLS ? "https" : "http", requestID: context.requestID.map { (requestIDs.header, $0) },
             upgrade: tunnel)
-        var upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: route.upstreamTarget(normalized))
-        upstreamHead.headers = HeaderRewriter.requestHeaders(
-            head.headers, identityHeaderNames: self.identityHeaderNames, forwarding: forwarding)
+        let upstreamHead = HeaderRewriter.requestHead(
+            method: head.method, target: route.upstreamTarget(normalized), incoming: head.headers,
+            identityHeaderNames: self.identityHeaderNames, forwarding: forwarding, framing: framing)
         return .forward(
             ForwardPlan(
                 upstream: route.upstream, head: upstreamHead, route: route, expectContinue: expectContinue,

@@ -41,15 +41,14 @@ enum TunnelSplice {
             try Self.remove(NIOHTTPResponseHeadersValidator.self, from: clientOps)
             try Self.remove(HTTPResponseEncoder.self, from: clientOps)
             clientOps.removeHandler(context: downstream, promise: nil)
-            try Self.remove(NIOHTTPRequestHeadersValidator.self, from: serverOps)
-            try Self.remove(HTTPRequestEncoder.self, from: serverOps)
             try Self.remove(UpstreamHandler.self, from: serverOps)
             try client.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
             try server.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
             // Last: removing a decoder forwards the bytes it holds (asynchronously, in order).
             let decoders = [
                 clientOps.removeHandler(context: try clientOps.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)),
-                serverOps.removeHandler(context: try serverOps.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self)),
+                serverOps.removeHandler(
+                    context: try serverOps.context(handlerType: ByteToMessageHandler<UpstreamResponseDecoder>.self)),
             ]
             EventLoopFuture.whenAllComplete(decoders, on: client.eventLoop).assumeIsolated().whenSuccess { results in
                 for case .failure(let error) in results {

@@ -113,8 +113,10 @@ final class UpstreamConnectionPool {
                         try sync.addHandler(
                             NIOSSLClientHandler(context: sslContext, serverHostname: ClientTLS.serverName(for: endpoint.host)))
                     }
-                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: dedicated ? .forwardBytes : .dropBytes)
-                    try sync.addHandler(UpstreamHandler(endpoint: endpoint, pooled: !dedicated))
+                    // No request encoder: request heads are written as bytes (`ForwardHead`).
+                    let decoder = UpstreamResponseDecoder(leftOverBytesStrategy: dedicated ? .forwardBytes : .dropBytes)
+                    try sync.addHandler(ByteToMessageHandler(decoder))
+                    try sync.addHandler(UpstreamHandler(endpoint: endpoint, pooled: !dedicated, responseDecoder: decoder))
                 }
             }
         bootstrap.connect(host: endpoint.host, port: endpoint.port).assumeIsolated().whenComplete { result in

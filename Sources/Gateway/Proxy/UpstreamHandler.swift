@@ -17,8 +17,8 @@ protocol UpstreamHandlerDelegate: AnyObject {
 /// slows the upstream instead of filling memory.
 final class UpstreamHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let endpoint: Upstream.Endpoint
     /// False for a dedicated connection (an `Upgrade` request's), which the pool never takes back.
@@ -40,10 +40,15 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     private var handshake: Handshake
+    /// The response decoder in front of this handler, told about every request written.
+    private let responseDecoder: UpstreamResponseDecoder
+    /// The request being written sends its body in chunked coding.
+    private var chunked = false
 
-    init(endpoint: Upstream.Endpoint, pooled: Bool = true) {
+    init(endpoint: Upstream.Endpoint, pooled: Bool = true, responseDecoder: UpstreamResponseDecoder) {
         self.endpoint = endpoint
         self.pooled = pooled
+        self.responseDecoder = responseDecoder
         self.handshake = endpoint.tls ? .inProgress(waiter: nil, timer: nil) : .notNeeded
     }
 
@@ -144,9 +149,40 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     // MARK: Used by the downstream side (same event loop)
 
-    func write(_ part: HTTPClientRequestPart) {
-        self.context?.write(Self.wrapOutboundOut(part), promise: nil)
+    /// Writes a request head (the gateway's own encoding: `ForwardHead` is already bytes).
+    func writeHead(_ head: ForwardHead) {
+        guard let context = self.context else { return }
+        self.chunked = head.chunked
+        self.responseDecoder.expectResponse(to: head.method)
+        context.write(Self.wrapOutboundOut(head.bytes), promise: nil)
     }
+
+    /// Writes a piece of the request body, as a chunk when the request is chunked.
+    func writeBody(_ buffer: ByteBuffer) {
+        guard let context = self.context else { return }
+        guard self.chunked else {
+            context.write(Self.wrapOutboundOut(buffer), promise: nil)
+            return
+        }
+        // An empty chunk would end the body.
+        guard buffer.readableBytes > 0 else { return }
+        var size = context.channel.allocator.buffer(capacity: 18)
+        size.writeString(String(buffer.readableBytes, radix: 16))
+        size.writeStaticString("\r\n")
+        context.write(Self.wrapOutboundOut(size), promise: nil)
+        context.write(Self.wrapOutboundOut(buffer), promise: nil)
+        context.write(Self.wrapOutboundOut(Self.crlf), promise: nil)
+    }
+
+    /// Ends the request: the last chunk of a chunked body (request trailers are never forwarded).
+    func writeEnd() {
+        guard let context = self.context, self.chunked else { return }
+        self.chunked = false
+        context.write(Self.wrapOutboundOut(Self.lastChunk), promise: nil)
+    }
+
+    private static let crlf = ByteBuffer(string: "\r\n")
+    private static let lastChunk = ByteBuffer(string: "0\r\n\r\n")
 
     func flush() {
         self.context?.flush()

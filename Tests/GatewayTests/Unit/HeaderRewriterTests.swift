@@ -37,7 +37,46 @@ struct HeaderRewriterTests {
         }
         #expect(out["x-auth-subject"] == ["alice"])  // `Connection: X-Auth-Subject` cannot delete it
         #expect(out["content-length"] == ["3"])  // framing is protected from Connection
-        #expect(out["transfer-encoding"] == ["chunked"])  // NIO's encoder re-frames from it
+        #expect(out["transfer-encoding"] == ["chunked"])  // the typed view keeps the client's framing
+    }
+
+    @Test("The serialized upstream head: exact bytes, the client's framing replaced by the gateway's own")
+    func serializedHead() {
+        let incoming: HTTPHeaders = [
+            "Host": "gw.example", "Connection": "keep-alive", "content-length": "5", "X-Auth-Subject": "mallory",
+            "Accept": "*/*",
+        ]
+        let head = HeaderRewriter.requestHead(
+            method: .POST, target: "/v1/items?x=1", incoming: incoming, identityHeaderNames: ["X-Auth-Subject"],
+            forwarding: self.forwarding(identity: [("X-Auth-Subject", "alice")]), framing: .contentLength(5))
+        #expect(
+            head.text == "POST /v1/items?x=1 HTTP/1.1\r\nHost: gw.example\r\nAccept: */*\r\n"
+                + "X-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: gw.example\r\n"
+                + "X-Auth-Subject: alice\r\nContent-Length: 5\r\n\r\n")
+        #expect(!head.chunked)
+        #expect(head.uri == "/v1/items?x=1")
+        #expect(head.headers["x-auth-subject"] == ["alice"])
+
+        // Chunked stays chunked (the body is re-chunked as it streams), exactly once.
+        let chunked = HeaderRewriter.requestHead(
+            method: .PUT, target: "/", incoming: ["Host": "h", "Transfer-Encoding": "chunked"], identityHeaderNames: [],
+            forwarding: self.forwarding(), framing: .chunked)
+        #expect(chunked.chunked)
+        #expect(chunked.headers["transfer-encoding"] == ["chunked"])
+        #expect(!chunked.headers.contains(name: "content-length"))
+
+        // No body: a POST says so with Content-Length: 0; a GET says nothing.
+        let post = HeaderRewriter.requestHead(
+            method: .POST, target: "/", incoming: ["Host": "h"], identityHeaderNames: [], forwarding: self.forwarding(),
+            framing: .none)
+        #expect(post.headers["content-length"] == ["0"])
+        let get = HeaderRewriter.requestHead(
+            method: .GET, target: "/", incoming: ["Host": "h", "Content-Length": "0"], identityHeaderNames: [],
+            forwarding: self.forwarding(), framing: .none)
+        #expect(!get.headers.contains(name: "content-length"))
+        #expect(!get.headers.contains(name: "transfer-encoding"))
+        #expect(get.text.hasPrefix("GET / HTTP/1.1\r\n"))
+        #expect(get.text.hasSuffix("\r\n\r\n"))
     }
 
     @Test("X-Forwarded-For is appended; -Proto and -Host are set")

@@ -1,0 +1,59 @@
+import NIOCore
+import NIOHTTP1
+
+/// A request head as it goes to the upstream: already serialized, so the request path never
+/// builds a header list for it, and no encoder re-reads or re-validates it.
+public struct ForwardHead: Sendable {
+    public var method: HTTPMethod
+    /// `METHOD target HTTP/1.1`, the header lines and the blank line that ends the head.
+    public var bytes: ByteBuffer
+    /// The body follows in chunked coding (the client sent it chunked; it is forwarded chunk by
+    /// chunk as it arrives). Otherwise it is sent as is, delimited by `Content-Length`.
+    public var chunked: Bool
+
+    public init(method: HTTPMethod, bytes: ByteBuffer, chunked: Bool) {
+        self.method = method
+        self.bytes = bytes
+        self.chunked = chunked
+    }
+
+    // Decoding the bytes back, for tests, `explain` and debugging; never on the request path.
+
+    /// The request line's target.
+    public var uri: String { self.decoded.uri }
+    public var version: HTTPVersion { self.decoded.version }
+    public var headers: HTTPHeaders { self.decoded.headers }
+    /// The head as text (CRLFs included).
+    public var text: String { String(buffer: self.bytes) }
+
+    private var decoded: (uri: String, version: HTTPVersion, headers: HTTPHeaders) {
+        var lines = self.text.split(separator: "\r\n", omittingEmptySubsequences: false)[...]
+        let requestLine = lines.popFirst()?.split(separator: " ") ?? []
+        var headers = HTTPHeaders()
+        for line in lines where !line.isEmpty {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].drop { $0 == " " }))
+        }
+        let version: HTTPVersion = requestLine.count > 2 && requestLine[2] == "HTTP/1.0" ? .http1_0 : .http1_1
+        return (requestLine.count > 1 ? String(requestLine[1]) : "", version, headers)
+    }
+}
+
+/// Where request headers are written: a typed list (`HTTPHeaders`) or a serialized head.
+protocol HeaderSink {
+    mutating func add(name: String, value: String)
+}
+
+extension HTTPHeaders: HeaderSink {}
+
+/// Header lines written straight into a buffer (`name: value\r\n`).
+struct HeadWriter: HeaderSink {
+    var buffer: ByteBuffer
+
+    mutating func add(name: String, value: String) {
+        self.buffer.writeString(name)
+        self.buffer.writeStaticString(": ")
+        self.buffer.writeString(value)
+        self.buffer.writeStaticString("\r\n")
+    }
+}
