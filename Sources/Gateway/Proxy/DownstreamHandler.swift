@@ -71,8 +71,10 @@ struct RequestTrace {
 /// more (`read(context:)`), and the upstream reads only while this channel is writable.
 final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    /// Responses are the gateway's own encoding (`ResponseEncoding`): bytes, with no encoder
+    /// between this handler and the socket (or TLS).
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// One request/response exchange with an upstream.
     final class Exchange {
@@ -89,6 +91,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         var requestBodyBytes = 0
         var sentBodyUpstream = false
         var responseHeadSent = false
+        /// How the response body goes to the client, once its head is written.
+        var responseFraming = ResponseBodyFraming.none
         var upstreamKeepAlive = true
         var closeAfterResponse = false
         /// When the upstream's response head is due (set once the whole request was sent).
@@ -553,7 +557,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         exchange.buffered = []
         connection.flush()
         if exchange.plan.expectContinue && !exchange.requestEnded && exchange.attempts == 1 {
-            context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: exchange.requestVersion, status: .continue))), promise: nil)
+            context.writeAndFlush(Self.wrapOutboundOut(ResponseEncoding.continueHead(version: exchange.requestVersion)), promise: nil)
         }
         if exchange.requestEnded { self.armResponseTimer(exchange, context: context) }
         self.readIfPending(context: context)
@@ -578,19 +582,35 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         case .head(let upstreamHead):
             exchange.responseDeadline = nil
             exchange.upstreamKeepAlive = upstreamHead.isKeepAlive
-            let (head, close) = HeaderRewriter.responseHead(
-                upstreamHead, requestVersion: exchange.requestVersion, requestKeepAlive: exchange.requestKeepAlive,
-                requestID: self.requestIDHeader)
+            var size = 64
+            for (name, value) in upstreamHead.headers { size += name.utf8.count + value.utf8.count + 4 }
+            var bytes = context.channel.allocator.buffer(capacity: size)
+            let (close, framing) = HeaderRewriter.writeResponseHead(
+                upstreamHead, requestMethod: exchange.plan.head.method, requestVersion: exchange.requestVersion,
+                requestKeepAlive: exchange.requestKeepAlive, requestID: self.requestIDHeader, into: &bytes)
             exchange.closeAfterResponse = close
+            exchange.responseFraming = framing
             exchange.responseHeadSent = true
             if let forwarded = self.trace?.forwarded {
                 self.trace?.upstreamSeconds = Double((NIODeadline.now() - forwarded).nanoseconds) / 1e9
             }
-            self.traceResponse(status: head.status)
-            context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+            self.traceResponse(status: upstreamHead.status)
+            context.write(Self.wrapOutboundOut(bytes), promise: nil)
         case .body(let buffer):
-            self.trace?.responseBytes += buffer.readableBytes
-            context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            switch exchange.responseFraming {
+            case .asIs:
+                self.trace?.responseBytes += buffer.readableBytes
+                context.write(Self.wrapOutboundOut(buffer), promise: nil)
+            case .chunked where buffer.readableBytes > 0:  // an empty chunk would end the body
+                self.trace?.responseBytes += buffer.readableBytes
+                context.write(
+                    Self.wrapOutboundOut(ResponseEncoding.chunkHeader(buffer.readableBytes, allocator: context.channel.allocator)),
+                    promise: nil)
+                context.write(Self.wrapOutboundOut(buffer), promise: nil)
+                context.write(Self.wrapOutboundOut(ResponseEncoding.crlf), promise: nil)
+            case .chunked, .none:
+                break  // a body where none may be: not for the client
+            }
         case .end(let trailers):
             self.finishResponse(exchange, trailers: trailers, context: context)
         }
@@ -646,11 +666,18 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         // be delimited from the next one without reading it, so close after this response.
         let close = exchange.closeAfterResponse || !exchange.requestEnded
         self.state = close ? .closing : .idle
-        let written = context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)))
+        let last: ByteBuffer? =
+            exchange.responseFraming == .chunked
+            ? ResponseEncoding.lastChunk(trailers: trailers, allocator: context.channel.allocator) : nil
         self.finishTrace()
         if close {
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            // Close once everything before it is on the wire.
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(Self.wrapOutboundOut(last ?? ByteBuffer()), promise: written)
+            written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
+            if let last { context.write(Self.wrapOutboundOut(last), promise: nil) }
+            context.flush()
             self.startIdleTimer()
             self.exchangeCompleted(context: context)
         }
@@ -754,16 +781,18 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             head.headers.replaceOrAdd(name: header, value: id)
         }
         self.traceResponse(status: head.status)
-        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
-        var body = context.channel.allocator.buffer(capacity: response.body.utf8.count)
-        body.writeString(response.body)
-        self.trace?.responseBytes += body.readableBytes
-        context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        let written = context.writeAndFlush(Self.wrapOutboundOut(.end(nil)))
+        let method = self.trace?.method
+        let bytes = ResponseEncoding.localResponse(
+            head, body: response.body, requestMethod: method, allocator: context.channel.allocator)
+        if method != .HEAD { self.trace?.responseBytes += response.body.utf8.count }
         self.finishTrace()
-        if !keep {
+        if keep {
+            context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
+        } else {
             self.state = .closing
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: written)
+            written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }
 

@@ -46,14 +46,17 @@ protocol HeaderSink {
 
 extension HTTPHeaders: HeaderSink {}
 
-/// Header lines written straight into a buffer (`name: value\r\n`).
-struct HeadWriter: HeaderSink {
-    var buffer: ByteBuffer
-
+/// Header lines written straight into a head's bytes.
+extension ByteBuffer: HeaderSink {
     mutating func add(name: String, value: String) {
-        self.buffer.writeString(name)
-        self.buffer.writeStaticString(": ")
-        self.buffer.writeString(value)
-        self.buffer.writeStaticString("\r\n")
+        self.writeHeaderLine(name, value)
+    }
+
+    /// `name: value\r\n`.
+    mutating func writeHeaderLine(_ name: String, _ value: String) {
+        self.writeString(name)
+        self.writeStaticString(": ")
+        self.writeString(value)
+        self.writeStaticString("\r\n")
     }
 }

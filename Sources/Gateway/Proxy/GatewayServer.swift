@@ -151,14 +151,16 @@ public final class GatewayServer: Sendable {
                     // handler's idle timer, which starts when the connection does.
                     let tls = tlsContext.withLockedValue { $0 }
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
-                    // An upgrade configuration without upgraders: NIO's own upgrade handler only
-                    // passes the first request on and leaves, but the request decoder is then set up
-                    // to hand the bytes after an upgrade request to whatever follows it when removed
-                    // (`.forwardBytes`), which a tunnel needs (`TunnelSplice`).
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false, withServerUpgrade: (upgraders: [], completionHandler: { _ in }),
-                        withErrorHandling: false, withOutboundHeaderValidation: true, withEncoderConfiguration: .init(),
-                        withDecoderLimitConfiguration: decoderLimits)
+                    // NIO's request decoder (llhttp) and nothing else: responses are written as bytes
+                    // (`ResponseEncoding`), pipelining and parser errors are the downstream handler's.
+                    // After an upgrade request the decoder hands the bytes that follow it to whatever
+                    // comes after it when it is removed (`.forwardBytes`), which a tunnel needs
+                    // (`TunnelSplice`).
+                    try sync.addHandler(
+                        ByteToMessageHandler(
+                            HTTPRequestDecoder(
+                                leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
+                                limitConfiguration: decoderLimits)))
                     try sync.addHandler(DownstreamHandler(runtimes: runtimes, resources: resources, overTLS: tls != nil))
                 }
             }

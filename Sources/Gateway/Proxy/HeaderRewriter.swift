@@ -109,29 +109,29 @@ public enum HeaderRewriter {
         for (name, value) in incoming { size += name.utf8.count + value.utf8.count + 4 }
         for (name, value) in forwarding.identity { size += name.utf8.count + value.utf8.count + 4 }
         if let requestID = forwarding.requestID { size += requestID.name.utf8.count + requestID.value.utf8.count + 4 }
-        var writer = HeadWriter(buffer: allocator.buffer(capacity: size))
-        writer.buffer.writeString(method.rawValue)
-        writer.buffer.writeInteger(UInt8(ascii: " "))
-        writer.buffer.writeString(target)
-        writer.buffer.writeStaticString(" HTTP/1.1\r\n")
+        var buffer = allocator.buffer(capacity: size)
+        buffer.writeString(method.rawValue)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(target)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
         Self.rewriteRequestHeaders(
-            incoming, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: false, into: &writer)
+            incoming, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: false, into: &buffer)
         switch framing {
         case .contentLength(let length):
-            writer.buffer.writeStaticString("Content-Length: ")
-            writer.buffer.writeString(String(length))
-            writer.buffer.writeStaticString("\r\n")
+            buffer.writeStaticString("Content-Length: ")
+            buffer.writeString(String(length))
+            buffer.writeStaticString("\r\n")
         case .chunked:
-            writer.buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
         case .none where method == .POST || method == .PUT || method == .PATCH:
             // Methods whose requests normally have content: say "none" rather than leave the
             // upstream to infer it.
-            writer.buffer.writeStaticString("Content-Length: 0\r\n")
+            buffer.writeStaticString("Content-Length: 0\r\n")
         case .none:
             break
         }
-        writer.buffer.writeStaticString("\r\n")
-        return ForwardHead(method: method, bytes: writer.buffer, chunked: framing == .chunked)
+        buffer.writeStaticString("\r\n")
+        return ForwardHead(method: method, bytes: buffer, chunked: framing == .chunked)
     }
 
     /// The one pass behind `requestHeaders` and `requestHead`. `keepFraming: false` leaves out the
@@ -243,34 +243,79 @@ public enum HeaderRewriter {
         return kept.isEmpty ? nil : kept.joined(separator: "; ")
     }
 
-    /// The response head to send downstream for an upstream response.
+    /// The response head to send downstream for an upstream response, typed (tests, tools). The
+    /// proxy writes the same head as bytes (`writeResponseHead`).
     /// - Returns: the head and whether the downstream connection must close after it.
     public static func responseHead(
-        _ upstream: HTTPResponseHead, requestVersion: HTTPVersion, requestKeepAlive: Bool,
-        requestID: (name: String, value: String)? = nil
+        _ upstream: HTTPResponseHead, requestMethod: HTTPMethod = .GET, requestVersion: HTTPVersion,
+        requestKeepAlive: Bool, requestID: (name: String, value: String)? = nil
     ) -> (head: HTTPResponseHead, close: Bool) {
-        var head = upstream
-        // One pass, one new header list when anything changes (hop-by-hop headers to drop or a
-        // request id to set); otherwise the head is not copied.
-        if let requestID {
-            head.headers = Self.withoutHopByHop(upstream.headers, dropping: requestID.name)
-            head.headers.add(name: requestID.name, value: requestID.value)
-        } else if head.headers.contains(where: { Self.isHopByHop($0.name) }) {
-            head.headers = Self.withoutHopByHop(upstream.headers, dropping: nil)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(upstream.headers.count + 2)
+        let (close, _) = Self.rewriteResponseHeaders(
+            upstream, requestMethod: requestMethod, requestVersion: requestVersion, requestKeepAlive: requestKeepAlive,
+            requestID: requestID, into: &headers)
+        return (HTTPResponseHead(version: requestVersion, status: upstream.status, headers: headers), close)
+    }
+
+    /// Writes the head to send downstream for an upstream response: the status line in the
+    /// client's version, the upstream's headers without hop-by-hop ones (and those its
+    /// `Connection` names), the request id, framing headers the client can read, and `Connection`.
+    /// - Returns: whether the client connection must close after the response, and how its body
+    ///   goes on the wire.
+    public static func writeResponseHead(
+        _ upstream: HTTPResponseHead, requestMethod: HTTPMethod, requestVersion: HTTPVersion, requestKeepAlive: Bool,
+        requestID: (name: String, value: String)?, into buffer: inout ByteBuffer
+    ) -> (close: Bool, framing: ResponseBodyFraming) {
+        ResponseEncoding.writeStatusLine(version: requestVersion, status: upstream.status, into: &buffer)
+        let result = Self.rewriteResponseHeaders(
+            upstream, requestMethod: requestMethod, requestVersion: requestVersion, requestKeepAlive: requestKeepAlive,
+            requestID: requestID, into: &buffer)
+        buffer.writeStaticString("\r\n")
+        return result
+    }
+
+    /// The one pass behind `responseHead` and `writeResponseHead`.
+    private static func rewriteResponseHeaders<Sink: HeaderSink>(
+        _ upstream: HTTPResponseHead, requestMethod: HTTPMethod, requestVersion: HTTPVersion, requestKeepAlive: Bool,
+        requestID: (name: String, value: String)?, into headers: inout Sink
+    ) -> (close: Bool, framing: ResponseBodyFraming) {
+        let named = Self.connectionNamed(upstream.headers)
+        var contentLength: String?
+        for (name, value) in upstream.headers {
+            if Self.isFraming(name) {
+                // llhttp refused conflicting lengths and a length beside chunked coding.
+                if contentLength == nil, name.utf8.count == 14 { contentLength = value }
+                continue
+            }
+            if Self.isHopByHop(name) { continue }
+            if !named.isEmpty, named.contains(where: { HeaderRules.equalsIgnoringCase(name, $0) }) { continue }
+            if let requestID, HeaderRules.equalsIgnoringCase(name, requestID.name) { continue }
+            headers.add(name: name, value: value)
         }
-        if head.version != requestVersion { head.version = requestVersion }
+        if let requestID { headers.add(name: requestID.name, value: requestID.value) }
         var close = !requestKeepAlive
-        if requestVersion == .http1_0 {
+        let framing: ResponseBodyFraming
+        if !Self.mayHaveBody(upstream.status) {
+            framing = .none
+        } else if let contentLength {
+            headers.add(name: "Content-Length", value: contentLength)
+            framing = requestMethod == .HEAD ? .none : .asIs
+        } else if requestVersion == .http1_1 {
+            // The upstream's body had no length (it came chunked, or ends at its close): chunk it.
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+            framing = requestMethod == .HEAD ? .none : .chunked
+        } else {
             // HTTP/1.0 has no chunked coding: without a length, the body ends when we close.
-            head.headers.remove(name: "transfer-encoding")
-            if !head.headers.contains(name: "content-length") && Self.mayHaveBody(head.status) { close = true }
+            close = true
+            framing = requestMethod == .HEAD ? .none : .asIs
         }
         if close {
-            head.headers.replaceOrAdd(name: "connection", value: "close")
+            headers.add(name: "Connection", value: "close")
         } else if requestVersion == .http1_0 {
-            head.headers.replaceOrAdd(name: "connection", value: "keep-alive")
+            headers.add(name: "Connection", value: "keep-alive")
         }
-        return (head, close)
+        return (close, framing)
     }
 
     static func mayHaveBody(_ status: HTTPResponseStatus) -> Bool {

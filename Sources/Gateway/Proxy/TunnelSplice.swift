@@ -34,12 +34,10 @@ enum TunnelSplice {
             // gone, the decoders' left-over bytes reach them.
             try clientOps.addHandler(clientSide)
             try serverOps.addHandler(upstreamSide)
-            // Out before the 101 is written: while the server drains, the pipelining handler would
-            // turn it into a `Connection: close` response.
-            try Self.remove(HTTPServerPipelineHandler.self, from: clientOps)
-            downstream.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
-            try Self.remove(NIOHTTPResponseHeadersValidator.self, from: clientOps)
-            try Self.remove(HTTPResponseEncoder.self, from: clientOps)
+            // The 101 in the gateway's own encoding (no NIO response encoder in the pipeline).
+            var bytes = client.allocator.buffer(capacity: 256)
+            ResponseEncoding.writeHead(head, into: &bytes)
+            downstream.writeAndFlush(NIOAny(bytes), promise: nil)
             clientOps.removeHandler(context: downstream, promise: nil)
             try Self.remove(UpstreamHandler.self, from: serverOps)
             try client.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)

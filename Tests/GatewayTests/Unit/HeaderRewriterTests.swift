@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 import Testing
 
@@ -119,6 +120,81 @@ struct HeaderRewriterTests {
         #expect(old.head.version == .http1_0)
         #expect(!old.head.headers.contains(name: "transfer-encoding"))
         #expect(old.head.headers["connection"] == ["close"])
+    }
+
+    func written(
+        _ upstream: HTTPResponseHead, method: HTTPMethod = .GET, version: HTTPVersion = .http1_1, keepAlive: Bool = true,
+        requestID: (name: String, value: String)? = nil
+    ) -> (text: String, close: Bool, framing: ResponseBodyFraming) {
+        var buffer = ByteBuffer()
+        let (close, framing) = HeaderRewriter.writeResponseHead(
+            upstream, requestMethod: method, requestVersion: version, requestKeepAlive: keepAlive, requestID: requestID,
+            into: &buffer)
+        return (String(buffer: buffer), close, framing)
+    }
+
+    @Test("Response heads as bytes: exact text, and the body framing the client can read")
+    func writtenResponseHeads() {
+        let withLength = HTTPResponseHead(
+            version: .http1_1, status: .ok,
+            headers: ["Content-Type": "text/plain", "Connection": "keep-alive", "X-Request-Id": "spoofed", "Content-Length": "2"])
+        let plain = self.written(withLength, requestID: ("X-Request-Id", "abc"))
+        #expect(plain.text == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Request-Id: abc\r\nContent-Length: 2\r\n\r\n")
+        #expect(!plain.close)
+        #expect(plain.framing == .asIs)
+
+        // HEAD: the length of the body it would have had, and no body on the wire.
+        let head = self.written(withLength, method: .HEAD)
+        #expect(head.text.contains("Content-Length: 2\r\n"))
+        #expect(head.framing == .none)
+
+        // No length (the upstream sent it chunked, or until close): chunked for HTTP/1.1 ...
+        let unknown = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Transfer-Encoding": "chunked", "A": "b"])
+        let chunked = self.written(unknown)
+        #expect(chunked.text == "HTTP/1.1 200 OK\r\nA: b\r\nTransfer-Encoding: chunked\r\n\r\n")
+        #expect(chunked.framing == .chunked)
+        // ... and until close for HTTP/1.0, which has no chunked coding.
+        let old = self.written(unknown, version: .http1_0)
+        #expect(old.text == "HTTP/1.0 200 OK\r\nA: b\r\nConnection: close\r\n\r\n")
+        #expect(old.close)
+        #expect(old.framing == .asIs)
+        // HTTP/1.0 with a length stays open when the client asked for keep-alive.
+        let oldKept = self.written(withLength, version: .http1_0)
+        #expect(oldKept.text.hasSuffix("Content-Length: 2\r\nConnection: keep-alive\r\n\r\n"))
+        #expect(!oldKept.close)
+
+        // 204 and 304 never have a body: no framing headers at all.
+        for status in [HTTPResponseStatus.noContent, .notModified] {
+            let none = self.written(HTTPResponseHead(version: .http1_1, status: status, headers: ["Content-Length": "7", "ETag": "x"]))
+            #expect(!none.text.lowercased().contains("content-length"))
+            #expect(!none.text.lowercased().contains("transfer-encoding"))
+            #expect(none.framing == .none)
+        }
+
+        // The client's close wins; the status line keeps the standard reason phrase.
+        let closing = self.written(HTTPResponseHead(version: .http1_1, status: .notFound, headers: ["Content-Length": "0"]), keepAlive: false)
+        #expect(closing.text == "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        #expect(closing.close)
+    }
+
+    @Test("Local answers and chunk framing in the gateway's own encoding")
+    func localEncoding() {
+        let head = LocalResponse.notFound.head(version: .http1_1, keepAlive: true)
+        let bytes = ResponseEncoding.localResponse(
+            head, body: LocalResponse.notFound.body, requestMethod: .GET, allocator: ByteBufferAllocator())
+        let text = String(buffer: bytes)
+        #expect(text.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+        #expect(text.contains("content-length: \(LocalResponse.notFound.body.utf8.count)\r\n"))
+        #expect(text.hasSuffix("\r\n\r\n" + LocalResponse.notFound.body))
+        let headOnly = ResponseEncoding.localResponse(
+            head, body: LocalResponse.notFound.body, requestMethod: .HEAD, allocator: ByteBufferAllocator())
+        #expect(String(buffer: headOnly).hasSuffix("\r\n\r\n"))
+        #expect(String(buffer: ResponseEncoding.chunkHeader(500, allocator: ByteBufferAllocator())) == "1f4\r\n")
+        #expect(String(buffer: ResponseEncoding.lastChunk(trailers: nil, allocator: ByteBufferAllocator())) == "0\r\n\r\n")
+        #expect(
+            String(buffer: ResponseEncoding.lastChunk(trailers: ["X-Checksum": "1"], allocator: ByteBufferAllocator()))
+                == "0\r\nX-Checksum: 1\r\n\r\n")
+        #expect(String(buffer: ResponseEncoding.continueHead(version: .http1_1)) == "HTTP/1.1 100 Continue\r\n\r\n")
     }
 
     @Test("Identity header values: arrays joined by comma, objects and numbers as compact JSON, controls refused")
