@@ -18,10 +18,30 @@ public enum HeaderRules {
     /// ASCII case-insensitive equality, without allocating.
     public static func equalsIgnoringCase(_ a: some StringProtocol, _ b: some StringProtocol) -> Bool {
         guard a.utf8.count == b.utf8.count else { return false }
+        // Native strings are contiguous UTF-8: compare bytes through pointers (the generic
+        // `zip` over two UTF-8 views showed in the request path's profile).
+        if let result = a.utf8.withContiguousStorageIfAvailable({ x in
+            b.utf8.withContiguousStorageIfAvailable { y in Self.equalsIgnoringCase(x, y) }
+        }), let result {
+            return result
+        }
         for (x, y) in zip(a.utf8, b.utf8) where x != y {
-            guard x | 0x20 == y | 0x20, (x | 0x20) >= UInt8(ascii: "a"), (x | 0x20) <= UInt8(ascii: "z") else { return false }
+            guard Self.sameLetter(x, y) else { return false }
         }
         return true
+    }
+
+    private static func equalsIgnoringCase(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        for index in 0..<a.count where a[index] != b[index] {
+            guard Self.sameLetter(a[index], b[index]) else { return false }
+        }
+        return true
+    }
+
+    /// Two different bytes that are the same ASCII letter in different cases.
+    @inline(__always)
+    private static func sameLetter(_ x: UInt8, _ y: UInt8) -> Bool {
+        x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z")
     }
 
     /// Whether `name` is one of `protected`, compared without allocating.

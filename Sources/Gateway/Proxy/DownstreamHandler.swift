@@ -166,6 +166,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     private var watchdogDeadline: NIODeadline?
     /// Last time the client sent something (or an exchange ended).
     private var lastClientActivity = NIODeadline.now()
+    /// Response bytes not handed to the channel yet: the head, with the body pieces that came in
+    /// the same read appended while they fit, goes out as one buffer (one `write`, not a
+    /// `writev` of several). Written at the end of each upstream read, or of the response.
+    private var unwritten: ByteBuffer?
 
     init(runtimes: RuntimeBox, resources: LoopResources, overTLS: Bool = false) {
         self.runtimes = runtimes
@@ -582,9 +586,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         case .head(let upstreamHead):
             exchange.responseDeadline = nil
             exchange.upstreamKeepAlive = upstreamHead.isKeepAlive
-            var size = 64
-            for (name, value) in upstreamHead.headers { size += name.utf8.count + value.utf8.count + 4 }
-            var bytes = context.channel.allocator.buffer(capacity: size)
+            // Room for a typical head and a small body (a larger head grows the buffer).
+            var bytes = context.channel.allocator.buffer(capacity: 1024)
             let (close, framing) = HeaderRewriter.writeResponseHead(
                 upstreamHead, requestMethod: exchange.plan.head.method, requestVersion: exchange.requestVersion,
                 requestKeepAlive: exchange.requestKeepAlive, requestID: self.requestIDHeader, into: &bytes)
@@ -595,19 +598,38 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
                 self.trace?.upstreamSeconds = Double((NIODeadline.now() - forwarded).nanoseconds) / 1e9
             }
             self.traceResponse(status: upstreamHead.status)
-            context.write(Self.wrapOutboundOut(bytes), promise: nil)
-        case .body(let buffer):
+            self.writeUnwritten(context: context)
+            self.unwritten = bytes
+        case .body(var buffer):
             switch exchange.responseFraming {
             case .asIs:
                 self.trace?.responseBytes += buffer.readableBytes
-                context.write(Self.wrapOutboundOut(buffer), promise: nil)
+                if var pending = self.unwritten, pending.writableBytes >= buffer.readableBytes {
+                    self.unwritten = nil  // `pending` is then the buffer's only owner: no copy on write
+                    pending.writeBuffer(&buffer)
+                    self.unwritten = pending
+                } else {
+                    self.writeUnwritten(context: context)
+                    context.write(Self.wrapOutboundOut(buffer), promise: nil)
+                }
             case .chunked where buffer.readableBytes > 0:  // an empty chunk would end the body
-                self.trace?.responseBytes += buffer.readableBytes
-                context.write(
-                    Self.wrapOutboundOut(ResponseEncoding.chunkHeader(buffer.readableBytes, allocator: context.channel.allocator)),
-                    promise: nil)
-                context.write(Self.wrapOutboundOut(buffer), promise: nil)
-                context.write(Self.wrapOutboundOut(ResponseEncoding.crlf), promise: nil)
+                let count = buffer.readableBytes
+                self.trace?.responseBytes += count
+                if var pending = self.unwritten, pending.writableBytes >= count + 20 {
+                    self.unwritten = nil
+                    pending.writeString(String(count, radix: 16))
+                    pending.writeStaticString("\r\n")
+                    pending.writeBuffer(&buffer)
+                    pending.writeStaticString("\r\n")
+                    self.unwritten = pending
+                } else {
+                    self.writeUnwritten(context: context)
+                    context.write(
+                        Self.wrapOutboundOut(ResponseEncoding.chunkHeader(count, allocator: context.channel.allocator)),
+                        promise: nil)
+                    context.write(Self.wrapOutboundOut(buffer), promise: nil)
+                    context.write(Self.wrapOutboundOut(ResponseEncoding.crlf), promise: nil)
+                }
             case .chunked, .none:
                 break  // a body where none may be: not for the client
             }
@@ -617,7 +639,16 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     }
 
     func upstreamReadComplete() {
-        self.context?.flush()
+        guard let context = self.context else { return }
+        self.writeUnwritten(context: context)
+        context.flush()
+    }
+
+    /// Hands `unwritten` to the channel (not flushed).
+    private func writeUnwritten(context: ChannelHandlerContext) {
+        guard let bytes = self.unwritten else { return }
+        self.unwritten = nil
+        context.write(Self.wrapOutboundOut(bytes), promise: nil)
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
@@ -666,9 +697,20 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         // be delimited from the next one without reading it, so close after this response.
         let close = exchange.closeAfterResponse || !exchange.requestEnded
         self.state = close ? .closing : .idle
-        let last: ByteBuffer? =
-            exchange.responseFraming == .chunked
-            ? ResponseEncoding.lastChunk(trailers: trailers, allocator: context.channel.allocator) : nil
+        // What is left to write: the unwritten bytes, then the last chunk of a chunked body.
+        var last = self.unwritten
+        self.unwritten = nil
+        if exchange.responseFraming == .chunked {
+            let end = ResponseEncoding.lastChunk(trailers: trailers, allocator: context.channel.allocator)
+            if var pending = last, pending.writableBytes >= end.readableBytes {
+                last = nil
+                pending.writeImmutableBuffer(end)
+                last = pending
+            } else {
+                if let pending = last { context.write(Self.wrapOutboundOut(pending), promise: nil) }
+                last = end
+            }
+        }
         self.finishTrace()
         if close {
             // Close once everything before it is on the wire.
@@ -857,6 +899,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     }
 
     private func teardown() {
+        self.unwritten = nil
         self.cancelWatchdog()
         self.abandonExchange()
         self.state = .closing

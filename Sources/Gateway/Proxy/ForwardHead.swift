@@ -52,11 +52,29 @@ extension ByteBuffer: HeaderSink {
         self.writeHeaderLine(name, value)
     }
 
-    /// `name: value\r\n`.
+    /// `name: value\r\n`, copied in one write (each `ByteBuffer.write…` call pays its own
+    /// capacity, uniqueness and exclusivity checks).
     mutating func writeHeaderLine(_ name: String, _ value: String) {
-        self.writeString(name)
-        self.writeStaticString(": ")
-        self.writeString(value)
-        self.writeStaticString("\r\n")
+        var name = name
+        var value = value
+        name.withUTF8 { name in
+            value.withUTF8 { value in
+                let count = name.count + value.count + 4
+                self.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
+                    // `count` ≥ 4, so the target has an address.
+                    let base = target.baseAddress!
+                    if let from = name.baseAddress { base.copyMemory(from: from, byteCount: name.count) }
+                    var at = name.count
+                    base.storeBytes(of: UInt8(ascii: ":"), toByteOffset: at, as: UInt8.self)
+                    base.storeBytes(of: UInt8(ascii: " "), toByteOffset: at + 1, as: UInt8.self)
+                    at += 2
+                    if let from = value.baseAddress { (base + at).copyMemory(from: from, byteCount: value.count) }
+                    at += value.count
+                    base.storeBytes(of: UInt8(ascii: "\r"), toByteOffset: at, as: UInt8.self)
+                    base.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: at + 1, as: UInt8.self)
+                    return count
+                }
+            }
+        }
     }
 }

@@ -30,19 +30,32 @@ public enum HeaderRewriter {
     static func connectionNamed(_ headers: HTTPHeaders) -> [Substring] {
         var named: [Substring] = []
         for (name, value) in headers where HeaderRules.equalsIgnoringCase(name, "connection") {
-            var rest = Substring(value)
-            while !rest.isEmpty {
-                let comma = rest.firstIndex(of: ",") ?? rest.endIndex
-                var token = rest[..<comma]
-                while token.first == " " || token.first == "\t" { token.removeFirst() }
-                while token.last == " " || token.last == "\t" { token.removeLast() }
-                if !token.isEmpty, !HeaderRules.isProtected(token), !HeaderRules.equalsIgnoringCase(token, "close") {
-                    named.append(token)
-                }
-                rest = comma == rest.endIndex ? rest[rest.endIndex...] : rest[rest.index(after: comma)...]
-            }
+            Self.connectionTokens(value, into: &named)
         }
         return named
+    }
+
+    /// Appends the header names one `Connection` value lists (see `connectionNamed`).
+    static func connectionTokens(_ value: String, into named: inout [Substring]) {
+        var rest = Substring(value)
+        while !rest.isEmpty {
+            let comma = rest.firstIndex(of: ",") ?? rest.endIndex
+            var token = rest[..<comma]
+            while token.first == " " || token.first == "\t" { token.removeFirst() }
+            while token.last == " " || token.last == "\t" { token.removeLast() }
+            if !token.isEmpty, !HeaderRules.isProtected(token), !HeaderRules.equalsIgnoringCase(token, "close") {
+                named.append(token)
+            }
+            rest = comma == rest.endIndex ? rest[rest.endIndex...] : rest[rest.index(after: comma)...]
+        }
+    }
+
+    /// Whether a `Connection` value names headers to remove (rare: usually it is `keep-alive`
+    /// or `close`, which name none).
+    static func connectionNamesHeaders(_ value: String) -> Bool {
+        var tokens: [Substring] = []
+        Self.connectionTokens(value, into: &tokens)
+        return !tokens.isEmpty
     }
 
     /// What the gateway adds to a request it forwards.
@@ -91,8 +104,9 @@ public enum HeaderRewriter {
     ) -> HTTPHeaders {
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count + 4 + forwarding.identity.count)
-        Self.rewriteRequestHeaders(
-            incoming, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: true, into: &headers)
+        _ = Self.rewriteRequestHeaders(
+            incoming, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: true,
+            connectionNamed: Self.connectionNamed(incoming), into: &headers)
         return headers
     }
 
@@ -105,17 +119,24 @@ public enum HeaderRewriter {
         method: HTTPMethod, target: String, incoming: HTTPHeaders, identityHeaderNames: [String],
         forwarding: Forwarding, framing: BodyFraming, allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> ForwardHead {
-        var size = 64 + target.utf8.count + (forwarding.clientAddress?.utf8.count ?? 0) + forwarding.host.utf8.count
-        for (name, value) in incoming { size += name.utf8.count + value.utf8.count + 4 }
-        for (name, value) in forwarding.identity { size += name.utf8.count + value.utf8.count + 4 }
-        if let requestID = forwarding.requestID { size += requestID.name.utf8.count + requestID.value.utf8.count + 4 }
-        var buffer = allocator.buffer(capacity: size)
+        // Room for a typical head with a token in it (the buffer grows past it if need be).
+        var buffer = allocator.buffer(capacity: 1024 + target.utf8.count)
         buffer.writeString(method.rawValue)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(target)
         buffer.writeStaticString(" HTTP/1.1\r\n")
-        Self.rewriteRequestHeaders(
-            incoming, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: false, into: &buffer)
+        let headers = buffer.writerIndex
+        if !Self.rewriteRequestHeaders(
+            incoming, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: false,
+            connectionNamed: nil, into: &buffer)
+        {
+            // The client's `Connection` names headers to drop, perhaps ones already written: again,
+            // knowing them.
+            buffer.moveWriterIndex(to: headers)
+            _ = Self.rewriteRequestHeaders(
+                incoming, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: false,
+                connectionNamed: Self.connectionNamed(incoming), into: &buffer)
+        }
         switch framing {
         case .contentLength(let length):
             buffer.writeStaticString("Content-Length: ")
@@ -136,20 +157,31 @@ public enum HeaderRewriter {
 
     /// The one pass behind `requestHeaders` and `requestHead`. `keepFraming: false` leaves out the
     /// client's `Content-Length` and `Transfer-Encoding` (the caller writes its own).
+    /// - Parameter connectionNamed: what the client's `Connection` names (`connectionNamed`), or
+    ///   nil to assume it names nothing: then the pass stops and returns false at a `Connection`
+    ///   that does name headers, and the caller starts again with them.
     private static func rewriteRequestHeaders<Sink: HeaderSink>(
         _ incoming: HTTPHeaders, identityHeaderNames: [String], forwarding: Forwarding, keepFraming: Bool,
-        into headers: inout Sink
-    ) {
-        let connectionNamed = Self.connectionNamed(incoming)
+        connectionNamed: [Substring]?, into headers: inout Sink
+    ) -> Bool {
         var forwardedFor: String?
         for (name, value) in incoming {
             if !keepFraming, Self.isFraming(name) { continue }
+            if connectionNamed == nil, name.utf8.count == 10, HeaderRules.equalsIgnoringCase(name, "connection"),
+                Self.connectionNamesHeaders(value)
+            {
+                return false
+            }
             if Self.isHopByHop(name) || HeaderRules.equalsIgnoringCase(name, "expect")
                 || HeaderRules.equalsIgnoringCase(name, "x-forwarded-proto") || HeaderRules.equalsIgnoringCase(name, "x-forwarded-host")
             {
                 continue
             }
-            if !connectionNamed.isEmpty, connectionNamed.contains(where: { HeaderRules.equalsIgnoringCase(name, $0) }) { continue }
+            if let connectionNamed, !connectionNamed.isEmpty,
+                connectionNamed.contains(where: { HeaderRules.equalsIgnoringCase(name, $0) })
+            {
+                continue
+            }
             if identityHeaderNames.contains(where: { Self.sameCGIName($0, name) }) { continue }
             if HeaderRules.equalsIgnoringCase(name, "x-forwarded-for") {
                 forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
@@ -174,6 +206,7 @@ public enum HeaderRewriter {
             headers.add(name: "Connection", value: "upgrade")
             headers.add(name: "Upgrade", value: upgrade)
         }
+        return true
     }
 
     /// `Content-Length` or `Transfer-Encoding`, compared without allocating.
@@ -254,7 +287,7 @@ public enum HeaderRewriter {
         headers.reserveCapacity(upstream.headers.count + 2)
         let (close, _) = Self.rewriteResponseHeaders(
             upstream, requestMethod: requestMethod, requestVersion: requestVersion, requestKeepAlive: requestKeepAlive,
-            requestID: requestID, into: &headers)
+            requestID: requestID, connectionNamed: Self.connectionNamed(upstream.headers), into: &headers)!
         return (HTTPResponseHead(version: requestVersion, status: upstream.status, headers: headers), close)
     }
 
@@ -268,28 +301,42 @@ public enum HeaderRewriter {
         requestID: (name: String, value: String)?, into buffer: inout ByteBuffer
     ) -> (close: Bool, framing: ResponseBodyFraming) {
         ResponseEncoding.writeStatusLine(version: requestVersion, status: upstream.status, into: &buffer)
-        let result = Self.rewriteResponseHeaders(
+        let headers = buffer.writerIndex
+        var result = Self.rewriteResponseHeaders(
             upstream, requestMethod: requestMethod, requestVersion: requestVersion, requestKeepAlive: requestKeepAlive,
-            requestID: requestID, into: &buffer)
+            requestID: requestID, connectionNamed: nil, into: &buffer)
+        if result == nil {
+            // The upstream's `Connection` names headers to drop: again, knowing them.
+            buffer.moveWriterIndex(to: headers)
+            result = Self.rewriteResponseHeaders(
+                upstream, requestMethod: requestMethod, requestVersion: requestVersion, requestKeepAlive: requestKeepAlive,
+                requestID: requestID, connectionNamed: Self.connectionNamed(upstream.headers), into: &buffer)
+        }
         buffer.writeStaticString("\r\n")
-        return result
+        return result!
     }
 
-    /// The one pass behind `responseHead` and `writeResponseHead`.
+    /// The one pass behind `responseHead` and `writeResponseHead`. `connectionNamed` as in
+    /// `rewriteRequestHeaders`: nil assumes the upstream's `Connection` names nothing, and the
+    /// pass returns nil at one that does.
     private static func rewriteResponseHeaders<Sink: HeaderSink>(
         _ upstream: HTTPResponseHead, requestMethod: HTTPMethod, requestVersion: HTTPVersion, requestKeepAlive: Bool,
-        requestID: (name: String, value: String)?, into headers: inout Sink
-    ) -> (close: Bool, framing: ResponseBodyFraming) {
-        let named = Self.connectionNamed(upstream.headers)
+        requestID: (name: String, value: String)?, connectionNamed named: [Substring]?, into headers: inout Sink
+    ) -> (close: Bool, framing: ResponseBodyFraming)? {
         var contentLength: String?
         for (name, value) in upstream.headers {
+            if named == nil, name.utf8.count == 10, HeaderRules.equalsIgnoringCase(name, "connection"),
+                Self.connectionNamesHeaders(value)
+            {
+                return nil
+            }
             if Self.isFraming(name) {
                 // llhttp refused conflicting lengths and a length beside chunked coding.
                 if contentLength == nil, name.utf8.count == 14 { contentLength = value }
                 continue
             }
             if Self.isHopByHop(name) { continue }
-            if !named.isEmpty, named.contains(where: { HeaderRules.equalsIgnoringCase(name, $0) }) { continue }
+            if let named, !named.isEmpty, named.contains(where: { HeaderRules.equalsIgnoringCase(name, $0) }) { continue }
             if let requestID, HeaderRules.equalsIgnoringCase(name, requestID.name) { continue }
             headers.add(name: name, value: value)
         }

@@ -177,6 +177,44 @@ struct HeaderRewriterTests {
         #expect(closing.close)
     }
 
+    @Test("Headers a Connection names are dropped from the bytes too, wherever they come in the head")
+    func connectionNamedInBytes() {
+        // The named header comes before the `Connection` that names it: the optimistic single
+        // pass has already written it and must start again.
+        let incoming: HTTPHeaders = [
+            "Host": "h", "X-Custom": "drop me", "Accept": "*/*", "Connection": "keep-alive, X-Custom, Host", "X-Late": "kept",
+        ]
+        let head = HeaderRewriter.requestHead(
+            method: .GET, target: "/", incoming: incoming, identityHeaderNames: [], forwarding: self.forwarding(),
+            framing: .none)
+        #expect(!head.text.contains("X-Custom"))
+        #expect(!head.text.contains("Connection"))
+        #expect(head.headers["host"] == ["h"])  // protected: a Connection cannot remove it
+        #expect(head.headers["x-late"] == ["kept"])
+        #expect(head.headers["accept"] == ["*/*"])
+        // Identical to the typed view.
+        let typed = HeaderRewriter.requestHeaders(incoming, identityHeaderNames: [], forwarding: self.forwarding())
+        #expect(head.headers.map { "\($0.name)=\($0.value)" } == typed.map { "\($0.name)=\($0.value)" })
+
+        let upstream = HTTPResponseHead(
+            version: .http1_1, status: .ok,
+            headers: ["X-Internal": "secret", "Content-Length": "0", "connection": "X-Internal", "X-Other": "1"])
+        let response = self.written(upstream)
+        #expect(response.text == "HTTP/1.1 200 OK\r\nX-Other: 1\r\nContent-Length: 0\r\n\r\n")
+    }
+
+    @Test("Case-insensitive header name comparison: ASCII letters only, any string kind")
+    func caseInsensitive() {
+        #expect(HeaderRules.equalsIgnoringCase("Content-Length", "content-LENGTH"))
+        #expect(HeaderRules.equalsIgnoringCase("x-a", Substring("X-A")))
+        #expect(!HeaderRules.equalsIgnoringCase("x-a", "x-b"))
+        #expect(!HeaderRules.equalsIgnoringCase("a", "ab"))
+        #expect(!HeaderRules.equalsIgnoringCase("[", "{"))  // differ by 0x20 but are not letters
+        #expect(!HeaderRules.equalsIgnoringCase("@", "`"))
+        #expect(HeaderRules.equalsIgnoringCase("", ""))
+        #expect(!HeaderRules.equalsIgnoringCase("é", "É"))  // not ASCII: compared exactly
+    }
+
     @Test("Local answers and chunk framing in the gateway's own encoding")
     func localEncoding() {
         let head = LocalResponse.notFound.head(version: .http1_1, keepAlive: true)
