@@ -651,29 +651,32 @@ private struct Reader {
                 }
             }
         }
-        guard let prefix, let upstream else { return nil }
-        var route = Route(
-            pathPrefix: prefix, upstream: upstream, stripPrefix: stripPrefix, auth: auth, requireClaims: requireClaims,
-            providerIndices: providerIndices, index: index, upgrade: upgrade)
-        route.maxBodyBytes = self.integer(object, "max_body_bytes", path, range: 0...(1 << 50))
+        let maxBodyBytes = self.integer(object, "max_body_bytes", path, range: 0...(1 << 50))
+        var allowedOrigins: [String] = []
         if let value = object["allowed_origins"], let origins = self.stringArray(value, "\(path).allowed_origins") {
             if origins.isEmpty { self.issue("\(path).allowed_origins", "is empty (leave it out to accept any origin)") }
-            if route.upgrade.isEmpty { self.issue("\(path).allowed_origins", "has no effect on a route without upgrades") }
+            if upgrade.isEmpty { self.issue("\(path).allowed_origins", "has no effect on a route without upgrades") }
             for (position, origin) in origins.enumerated() {
                 if let problem = Self.originProblem(origin) {
                     self.issue("\(path).allowed_origins[\(position)]", "\(JSONValue.quoted(origin)) \(problem)")
                 } else {
-                    route.allowedOrigins.append(origin.lowercased())
+                    allowedOrigins.append(origin.lowercased())
                 }
             }
         }
+        var connectSeconds: Double?
+        var upstreamSeconds: Double?
         if let value = object["timeouts"],
             let timeouts = self.object(value, "\(path).timeouts", allowed: ["connect_seconds", "upstream_seconds"])
         {
             let range = 0.001...86_400.0
-            route.connectSeconds = self.number(timeouts, "connect_seconds", "\(path).timeouts", range: range)
-            route.upstreamSeconds = self.number(timeouts, "upstream_seconds", "\(path).timeouts", range: range)
+            connectSeconds = self.number(timeouts, "connect_seconds", "\(path).timeouts", range: range)
+            upstreamSeconds = self.number(timeouts, "upstream_seconds", "\(path).timeouts", range: range)
         }
-        return route
+        guard let prefix, let upstream else { return nil }
+        return Route(
+            pathPrefix: prefix, upstream: upstream, stripPrefix: stripPrefix, auth: auth, requireClaims: requireClaims,
+            providerIndices: providerIndices, index: index, upgrade: upgrade, allowedOrigins: allowedOrigins,
+            maxBodyBytes: maxBodyBytes, connectSeconds: connectSeconds, upstreamSeconds: upstreamSeconds)
     }
 }

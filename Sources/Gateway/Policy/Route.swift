@@ -97,7 +97,9 @@ enum HostPort {
 }
 
 /// One entry of `routes`: a path prefix, where it goes, and who may pass.
-public struct Route: Sendable {
+/// One configured route. Immutable, and a class: the request path hands routes around (the
+/// plan, the access log's context), and a copy is then one reference, not a dozen.
+public final class Route: Sendable {
     public enum Auth: String, Sendable {
         case required
         case none
@@ -116,22 +118,23 @@ public struct Route: Sendable {
     /// The route's position in the configuration, for logs.
     public let index: Int
     /// Overrides `limits.max_body_bytes` for this route.
-    public var maxBodyBytes: Int?
+    public let maxBodyBytes: Int?
     /// Overrides `timeouts.connect_seconds` for this route.
-    public var connectSeconds: Double?
+    public let connectSeconds: Double?
     /// Overrides `timeouts.upstream_seconds` for this route.
-    public var upstreamSeconds: Double?
+    public let upstreamSeconds: Double?
     /// Protocols an `Upgrade` request may switch to on this route (lower-cased tokens, `name` or
     /// `name/version`); empty: no upgrades. Never `h2c` or `h2` (see `UpgradeRules`).
     public let upgrade: [String]
     /// Origins (`https://app.example.com`, lower-cased) whose pages may open a tunnel on this
     /// route; empty: any. See `UpgradeDecision.originAllowed`.
-    public var allowedOrigins: [String] = []
+    public let allowedOrigins: [String]
 
     public init(
         pathPrefix: String, upstream: Upstream, stripPrefix: Bool = false, auth: Auth,
         requireClaims: [(claim: String, values: [String])], providerIndices: [Int]?, index: Int,
-        upgrade: [String] = ["websocket"]
+        upgrade: [String] = ["websocket"], allowedOrigins: [String] = [], maxBodyBytes: Int? = nil,
+        connectSeconds: Double? = nil, upstreamSeconds: Double? = nil
     ) {
         self.pathPrefix = pathPrefix
         self.upstream = upstream
@@ -141,6 +144,10 @@ public struct Route: Sendable {
         self.providerIndices = providerIndices
         self.index = index
         self.upgrade = upgrade
+        self.allowedOrigins = allowedOrigins
+        self.maxBodyBytes = maxBodyBytes
+        self.connectSeconds = connectSeconds
+        self.upstreamSeconds = upstreamSeconds
     }
 
     /// Whether `path` (normalised) is under this route's prefix on a segment boundary.
