@@ -1,8 +1,8 @@
 /// Header-name rules shared by configuration checks and the proxy.
 public enum HeaderRules {
     /// Hop-by-hop headers (RFC 9110 §7.6.1) and their historical relatives. Never forwarded.
-    /// `transfer-encoding` is hop-by-hop too, but NIO's encoder re-frames from it, so the proxy
-    /// keeps it on the decoded head and the encoder rewrites it.
+    /// `transfer-encoding` is hop-by-hop too; the gateway's own encoding (`ForwardHead`,
+    /// `ResponseEncoding`) drops the received framing headers and writes its own.
     public static let hopByHop: Set<String> = [
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate",
         "proxy-authorization",

@@ -6,22 +6,15 @@ public enum HeaderRewriter {
     /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those the message's own
     /// `Connection` header names, except names the gateway protects (framing, host).
     public static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        headers = Self.withoutHopByHop(headers, dropping: nil)
-    }
-
-    /// `headers` without hop-by-hop headers, those its `Connection` names (never protected ones),
-    /// and `dropping`, built in one pass.
-    static func withoutHopByHop(_ headers: HTTPHeaders, dropping: String?) -> HTTPHeaders {
         let named = Self.connectionNamed(headers)
         var kept = HTTPHeaders()
-        kept.reserveCapacity(headers.count + 1)
+        kept.reserveCapacity(headers.count)
         for (name, value) in headers {
             if Self.isHopByHop(name) { continue }
             if !named.isEmpty, named.contains(where: { HeaderRules.equalsIgnoringCase(name, $0) }) { continue }
-            if let dropping, HeaderRules.equalsIgnoringCase(name, dropping) { continue }
             kept.add(name: name, value: value)
         }
-        return kept
+        headers = kept
     }
 
     /// The header names a message's `Connection` header lists beyond `close` and the protected
