@@ -138,6 +138,11 @@ public struct RequestPlanner: Sendable {
         // connection cannot carry another request: answer this one, then close.
         let upgrade = summary.upgrade
         let bodyExpected = framing != .none && framing != .contentLength(0) || upgrade
+        if head.method == .TRACE, framing != .none, framing != .contentLength(0) {
+            // RFC 9110 §9.3.8: a TRACE request has no content. Some servers read none even when
+            // the head declares it, and would take the body for the next request.
+            return .respond(.badRequest("a TRACE request cannot have content"), reason: "bad_framing")
+        }
 
         // 2. Target.
         if head.uri.utf8.count > self.config.limits.maxHeaderBytes {

@@ -35,6 +35,39 @@ extension EndToEnd {
             try await self.expectRejected(reversed, status: 400)
         }
 
+        @Test("TRACE with content: 400, and the content never reaches an upstream as a request")
+        func traceWithContent() async throws {
+            // Before the gateway wrote its own request heads, NIO's encoder dropped the framing of a
+            // TRACE and sent its body raw: the upstream read it as a second, unauthenticated request.
+            let smuggled = httpRequest("GET", "/admin/secret")
+            try await self.expectRejected(httpRequest("TRACE", "/public/x", body: smuggled), status: 400)
+            let chunked =
+                "TRACE /public/x HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + String(smuggled.utf8.count, radix: 16) + "\r\n" + smuggled + "\r\n0\r\n\r\n"
+            try await self.expectRejected(chunked, status: 400)
+        }
+
+        @Test("A body on any method is forwarded with its own framing, never as a request of its own")
+        func bodyKeepsItsFraming() async throws {
+            try await withGateway(config: { openConfig($0) }) { env in
+                let client = try await env.connect()
+                let smuggled = httpRequest("GET", "/smuggled")
+                for method in ["GET", "DELETE", "OPTIONS", "POST"] {
+                    try await client.send(httpRequest(method, "/echo-\(method)", body: smuggled))
+                    let response = try await client.readResponse()
+                    #expect(response.status == 200, "\(method): \(response)")
+                    let echo = try response.echo()
+                    #expect(echo.values("content-length") == [String(smuggled.utf8.count)], "\(method)")
+                    #expect(echo.body == smuggled, "\(method)")
+                }
+                // A bodyless POST says so.
+                try await client.send(httpRequest("POST", "/empty"))
+                let empty = try await client.readResponse()
+                #expect(try empty.echo().values("content-length") == ["0"])
+                #expect(env.upstream.snapshot.targets == ["/echo-GET", "/echo-DELETE", "/echo-OPTIONS", "/echo-POST", "/empty"])
+            }
+        }
+
         @Test("two different Content-Length values: 400")
         func conflictingContentLength() async throws {
             let raw = "POST /upload HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde"
