@@ -166,6 +166,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     private var watchdogDeadline: NIODeadline?
     /// Last time the client sent something (or an exchange ended).
     private var lastClientActivity = NIODeadline.now()
+    /// Between `channelRead` and `channelReadComplete` (upstream writes are flushed at the end).
+    private var reading = false
     /// Response bytes not handed to the channel yet: the head, with the body pieces that came in
     /// the same read appended while they fit, goes out as one buffer (one `write`, not a
     /// `writev` of several). Written at the end of each upstream read, or of the response.
@@ -218,6 +220,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.reading = true
         let part = Self.unwrapInboundIn(data)
         if !self.queued.isEmpty || self.currentRequestComplete {
             // A pipelined request: it waits until the one before it is answered.
@@ -306,8 +309,15 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        self.reading = false
         if case .proxying(let exchange) = self.state { exchange.connection?.flush() }
         context.fireChannelReadComplete()
+    }
+
+    /// Flushes what was written to the upstream, unless this channel is inside a read: then
+    /// `channelReadComplete` flushes once for everything the read brought.
+    private func flushUpstream(_ connection: UpstreamHandler) {
+        if !self.reading { connection.flush() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -489,7 +499,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             // them) past the rewriting that heads get, and upstreams rarely read them.
             self.send(nil, exchange: exchange)
             if let connection = exchange.connection {
-                connection.flush()
+                self.flushUpstream(connection)
                 self.armResponseTimer(exchange, context: context)
             }
         case .idle, .closing:
@@ -559,7 +569,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         connection.writeHead(exchange.plan.head)
         for part in exchange.buffered { Self.write(part, to: connection, exchange: exchange) }
         exchange.buffered = []
-        connection.flush()
+        self.flushUpstream(connection)
         if exchange.plan.expectContinue && !exchange.requestEnded && exchange.attempts == 1 {
             context.writeAndFlush(Self.wrapOutboundOut(ResponseEncoding.continueHead(version: exchange.requestVersion)), promise: nil)
         }
