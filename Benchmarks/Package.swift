@@ -27,6 +27,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Gateway", package: "authgate"),
                 .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
