@@ -9,34 +9,42 @@ import Darwin
 #endif
 
 /// Formats access log records as JSON lines. Pure, and without Foundation.
+///
+/// A line is written in one pass into memory reserved for its longest possible form, so the
+/// buffer's capacity is checked once per line rather than once per byte: runs of string bytes
+/// that need no escape are copied whole, and numbers are written as digits without a `String`.
 public enum AccessLogFormatter {
     /// Appends `record` as one JSON object and a newline.
     public static func write(_ record: AccessLogRecord, into buffer: inout ByteBuffer, clock: inout UTCSecondCache) {
-        buffer.writeStaticString("{\"time\":\"")
-        clock.write(record.time, into: &buffer)
-        buffer.writeStaticString("\"")
-        if let id = record.requestID { Self.field("request_id", id, into: &buffer) }
-        Self.field("method", record.method, into: &buffer)
-        Self.field("path", record.path, into: &buffer)
-        if let route = record.route { Self.field("route", route, into: &buffer) }
-        buffer.writeStaticString(",\"status\":")
-        buffer.writeString(String(record.status))
-        Self.field("decision", record.decision.rawValue, into: &buffer)
-        if let reason = record.reason { Self.field("reason", reason, into: &buffer) }
-        if let subject = record.subject { Self.field("subject", subject, into: &buffer) }
-        if let upstream = record.upstream { Self.field("upstream", upstream, into: &buffer) }
-        if let client = record.client { Self.field("client", client, into: &buffer) }
-        buffer.writeStaticString(",\"duration_ms\":")
-        Self.writeMilliseconds(record.durationSeconds, into: &buffer)
-        if let upstream = record.upstreamSeconds {
-            buffer.writeStaticString(",\"upstream_ms\":")
-            Self.writeMilliseconds(upstream, into: &buffer)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.maximumLength(of: record)) { memory in
+            var line = JSONLineWriter(memory)
+            line.write("{\"time\":\"")
+            clock.write(record.time, into: &line)
+            line.write("\"")
+            if let id = record.requestID { line.field("request_id", id) }
+            line.field("method", record.method)
+            line.field("path", record.path)
+            if let route = record.route { line.field("route", route) }
+            line.write(",\"status\":")
+            line.write(decimal: record.status)
+            line.field("decision", record.decision.rawValue)
+            if let reason = record.reason { line.field("reason", reason) }
+            if let subject = record.subject { line.field("subject", subject) }
+            if let upstream = record.upstream { line.field("upstream", upstream) }
+            if let client = record.client { line.field("client", client) }
+            line.write(",\"duration_ms\":")
+            line.write(milliseconds: record.durationSeconds)
+            if let upstream = record.upstreamSeconds {
+                line.write(",\"upstream_ms\":")
+                line.write(milliseconds: upstream)
+            }
+            line.write(",\"request_bytes\":")
+            line.write(decimal: record.requestBytes)
+            line.write(",\"response_bytes\":")
+            line.write(decimal: record.responseBytes)
+            line.write("}\n")
+            return line.count
         }
-        buffer.writeStaticString(",\"request_bytes\":")
-        buffer.writeString(String(record.requestBytes))
-        buffer.writeStaticString(",\"response_bytes\":")
-        buffer.writeString(String(record.responseBytes))
-        buffer.writeStaticString("}\n")
     }
 
     /// The line for `record` as a string (tests, tools).
@@ -47,44 +55,21 @@ public enum AccessLogFormatter {
         return buffer.readString(length: buffer.readableBytes) ?? ""
     }
 
-    private static func field(_ name: StaticString, _ value: String, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString(",\"")
-        buffer.writeStaticString(name)
-        buffer.writeStaticString("\":")
-        Self.writeQuoted(value, into: &buffer)
-    }
+    /// Everything but the strings' contents: names and punctuation (under 200 bytes), the time
+    /// (`UTCSecondCache.maximumLength`), three integers of at most 20 characters, two
+    /// millisecond values of at most 20, and the quotes of ten strings. Rounded up generously.
+    static let fixedLength = 512
 
-    /// A JSON string: quotes, backslashes and control characters escaped, UTF-8 otherwise kept
-    /// (invalid UTF-8 was already repaired when the bytes became a `String`).
-    static func writeQuoted(_ value: String, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
-            case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-            case 0x0A: buffer.writeStaticString("\\n")
-            case 0x0D: buffer.writeStaticString("\\r")
-            case 0x09: buffer.writeStaticString("\\t")
-            case 0..<0x20, 0x7F:
-                let digits: StaticString = "0123456789abcdef"
-                buffer.writeStaticString("\\u00")
-                buffer.writeInteger(digits.utf8Start[Int(byte >> 4)])
-                buffer.writeInteger(digits.utf8Start[Int(byte & 0xF)])
-            default: buffer.writeInteger(byte)
-            }
-        }
-        buffer.writeInteger(UInt8(ascii: "\""))
-    }
-
-    /// Milliseconds with three decimals (microsecond resolution).
-    static func writeMilliseconds(_ seconds: Double, into buffer: inout ByteBuffer) {
-        let micros = Int((max(0, seconds) * 1_000_000).rounded())
-        buffer.writeString(String(micros / 1000))
-        buffer.writeInteger(UInt8(ascii: "."))
-        let fraction = micros % 1000
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(fraction / 100))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(fraction / 10 % 10))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(fraction % 10))
+    /// An upper bound for the length of `record`'s line: each string byte may become `\u00XX`.
+    static func maximumLength(of record: AccessLogRecord) -> Int {
+        var stringBytes = record.method.utf8.count + record.path.utf8.count + record.decision.rawValue.utf8.count
+        stringBytes += record.requestID?.utf8.count ?? 0
+        stringBytes += record.route?.utf8.count ?? 0
+        stringBytes += record.reason?.utf8.count ?? 0
+        stringBytes += record.subject?.utf8.count ?? 0
+        stringBytes += record.upstream?.utf8.count ?? 0
+        stringBytes += record.client?.utf8.count ?? 0
+        return Self.fixedLength + JSONLineWriter.maximumEscapedLength * stringBytes
     }
 }
 
@@ -93,21 +78,31 @@ public struct UTCSecondCache {
     private var second = Int.min
     private var prefix: [UInt8] = []
 
+    /// The longest time written: a year of up to 11 characters (`tm_year` is an `Int32`), then
+    /// `-MM-DDTHH:MM:SS.mmmZ`.
+    static let maximumLength = 11 + 20
+
     public init() {}
 
     public mutating func write(_ time: Double, into buffer: inout ByteBuffer) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.maximumLength) { memory in
+            var line = JSONLineWriter(memory)
+            self.write(time, into: &line)
+            return line.count
+        }
+    }
+
+    mutating func write(_ time: Double, into line: inout JSONLineWriter) {
         let whole = Int(time.rounded(.down))
         if whole != self.second {
             self.second = whole
             self.prefix = Self.format(whole)
         }
-        buffer.writeBytes(self.prefix)
+        self.prefix.withUnsafeBytes { line.write($0) }
         let millis = min(999, max(0, Int(((time - Double(whole)) * 1000).rounded(.down))))
-        buffer.writeInteger(UInt8(ascii: "."))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(millis / 100))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(millis / 10 % 10))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(millis % 10))
-        buffer.writeInteger(UInt8(ascii: "Z"))
+        line.write(".")
+        line.write(threeDigits: millis)
+        line.write("Z")
     }
 
     /// `YYYY-MM-DDTHH:MM:SS` in UTC.
