@@ -11,11 +11,11 @@ import Darwin
 #endif
 
 /// Writes access log lines from every event loop to standard output or a file on a thread of its
-/// own, so a slow disk or a blocked pipe never stalls a request. Event loops append to a shared
-/// buffer under a short lock and do not wake the writer per line (that would cost two context
-/// switches per request): the writer wakes every `flushInterval`, or as soon as
-/// `flushThreshold` bytes wait. When it falls more than `maximumPendingBytes` behind, lines are
-/// dropped and counted instead of growing memory.
+/// own, so a slow disk or a blocked pipe never stalls a request. Event loops append batches of
+/// lines (`AccessLogBatcher`) to a shared buffer under a short lock and do not wake the writer
+/// per batch (that would cost two context switches each): the writer wakes every
+/// `flushInterval`, or as soon as `flushThreshold` bytes wait. When it falls more than
+/// `maximumPendingBytes` behind, lines are dropped and counted instead of growing memory.
 public final class AccessLogSink: Sendable {
     private struct State {
         var pending: [UInt8] = []
@@ -31,11 +31,12 @@ public final class AccessLogSink: Sendable {
     }
 
     public static let maximumPendingBytes = 8 << 20
-    /// Lines reach the file at most this late (seconds)...
-    public static let flushInterval = 0.1
+    /// Lines reach the file at most this late after they were appended (seconds); with the
+    /// event loops' `AccessLogBatcher.batchDelay`, at most 100 ms after their request ended...
+    public static let flushInterval = 0.05
     /// ...or once this many bytes wait.
     public static let flushThreshold = 64 << 10
-    /// Guards `shared`; its value is 1 when the writer should run now. One lock per appended line.
+    /// Guards `shared`; its value is 1 when the writer should run now. One lock per appended batch.
     private let signal = ConditionLock<Int>(value: 0)
     /// Touched only while `signal` is held.
     private final class Shared: @unchecked Sendable {
@@ -64,12 +65,13 @@ public final class AccessLogSink: Sendable {
         return body(&self.shared.state)
     }
 
-    /// Queues whole lines. Never blocks beyond a short lock.
+    /// Queues whole lines (`count` of them: what `dropped` counts when they do not fit). Never
+    /// blocks beyond a short lock.
     public func append(_ lines: ByteBuffer, count: Int = 1) {
         self.signal.lock()
         let wake: Bool
         if !self.shared.state.closing, self.shared.state.pending.count + lines.readableBytes <= Self.maximumPendingBytes {
-            self.shared.state.pending.append(contentsOf: lines.readableBytesView)
+            lines.withUnsafeReadableBytes { self.shared.state.pending.append(contentsOf: $0) }
             if self.shared.state.pending.count >= Self.flushThreshold { self.shared.state.wakeRequested = true }
         } else {
             self.shared.state.dropped += count
