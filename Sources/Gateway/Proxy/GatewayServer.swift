@@ -305,6 +305,7 @@ public final class GatewayServer: Sendable {
         if let admin = self.adminChannel.withLockedValue({ $0 }) { try? await admin.close() }
         self.runtimes.runtime.keys.stop()
         await self.resources.closeAll()
+        await self.resources.flushAccessLogs()
         await self.accessLog.close()
     }
 }
@@ -326,17 +327,13 @@ final class LoopResources {
     let tokenCache = TokenCache()
     let metrics = LoopMetrics()
     let requestIDs = RequestIDGenerator()
-    let accessLog: AccessLogSink
-    private var clock = UTCSecondCache()
-    private var lines: ByteBuffer
+    let accessLog: AccessLogBatcher
     /// `http://host:port` per upstream, made once rather than per logged request.
     private var upstreamLabels: [Upstream: String] = [:]
 
-    init(pool: UpstreamConnectionPool, accessLog: AccessLogSink) {
+    init(pool: UpstreamConnectionPool, accessLog: AccessLogBatcher) {
         self.pool = pool
         self.accessLog = accessLog
-        self.lines = ByteBuffer()
-        self.lines.reserveCapacity(1024)
     }
 
     func label(for upstream: Upstream) -> String {
@@ -346,11 +343,9 @@ final class LoopResources {
         return label
     }
 
-    /// Formats `record` and queues it for the access log writer.
+    /// Formats `record` and queues it for the access log writer (in batches per loop).
     func log(_ record: AccessLogRecord) {
-        self.lines.clear()
-        AccessLogFormatter.write(record, into: &self.lines, clock: &self.clock)
-        self.accessLog.append(self.lines)
+        self.accessLog.log(record)
     }
 
     func snapshot() -> MetricsSnapshot {
@@ -379,7 +374,8 @@ final class LoopResourceRegistry: Sendable {
         return self.all.withLockedValue { all in
             if let existing = all[key] { return existing.value }
             let pool = UpstreamConnectionPool(eventLoop: eventLoop, idleTimeout: idleTimeout, tls: tls)
-            let resources = LoopResources(pool: pool, accessLog: accessLog)
+            let batcher = AccessLogBatcher(eventLoop: eventLoop, sink: accessLog)
+            let resources = LoopResources(pool: pool, accessLog: batcher)
             all[key] = NIOLoopBound(resources, eventLoop: eventLoop)
             return resources
         }
@@ -389,6 +385,14 @@ final class LoopResourceRegistry: Sendable {
         let all = self.all.withLockedValue { Array($0.values) }
         for bound in all {
             try? await bound.eventLoop.submit { bound.value.pool.closeAll() }.get()
+        }
+    }
+
+    /// Hands every loop's waiting access log lines to the sink (before it closes).
+    func flushAccessLogs() async {
+        let all = self.all.withLockedValue { Array($0.values) }
+        for bound in all {
+            try? await bound.eventLoop.submit { bound.value.accessLog.flush() }.get()
         }
     }
 
