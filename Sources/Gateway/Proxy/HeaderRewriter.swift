@@ -30,16 +30,16 @@ public enum HeaderRewriter {
 
     /// Appends the header names one `Connection` value lists (see `connectionNamed`).
     static func connectionTokens(_ value: String, into named: inout [Substring]) {
-        var rest = Substring(value)
-        while !rest.isEmpty {
-            let comma = rest.firstIndex(of: ",") ?? rest.endIndex
-            var token = rest[..<comma]
-            while token.first == " " || token.first == "\t" { token.removeFirst() }
-            while token.last == " " || token.last == "\t" { token.removeLast() }
+        let whole = Substring(value)
+        let bytes = whole.utf8
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            let comma = bytes[start...].firstIndex(of: UInt8(ascii: ",")) ?? bytes.endIndex
+            let token = HeaderRules.trimmingBlanks(whole[start..<comma])
             if !token.isEmpty, !HeaderRules.isProtected(token), !HeaderRules.equalsIgnoringCase(token, "close") {
                 named.append(token)
             }
-            rest = comma == rest.endIndex ? rest[rest.endIndex...] : rest[rest.index(after: comma)...]
+            start = comma == bytes.endIndex ? comma : bytes.index(after: comma)
         }
     }
 

@@ -68,10 +68,10 @@ public struct TokenExtractor: Sendable {
 
     /// `credentials = auth-scheme 1*SP token68` (RFC 7235 §2.1, RFC 6750 §2.1).
     func parseCredentials(_ value: String) -> TokenExtraction {
-        var rest = Substring(value)
-        while rest.first == " " || rest.first == "\t" { rest.removeFirst() }
-        while rest.last == " " || rest.last == "\t" { rest.removeLast() }
-        guard let space = rest.firstIndex(of: " ") else {
+        // Scanned as bytes (see `HeaderRules.trimmingBlanks`); every byte looked for is ASCII,
+        // so each index found is a character boundary of `value`.
+        let rest = HeaderRules.trimmingBlanks(Substring(value))
+        guard let space = rest.utf8.firstIndex(of: UInt8(ascii: " ")) else {
             // A bare scheme (`Bearer`) is a malformed bearer header; a bare word is another scheme.
             return HeaderRules.equalsIgnoringCase(rest, self.source.scheme) ? .invalid(.malformedHeader) : .missing
         }
@@ -79,8 +79,9 @@ public struct TokenExtractor: Sendable {
         guard HeaderRules.equalsIgnoringCase(scheme, self.source.scheme) else {
             return .missing
         }
-        var token = rest[space...]
-        while token.first == " " { token.removeFirst() }
+        let afterScheme = rest.utf8[space...]
+        let tokenStart = afterScheme.firstIndex { $0 != UInt8(ascii: " ") } ?? afterScheme.endIndex
+        let token = rest[tokenStart...]
         guard !token.isEmpty, Self.isToken68(token) else { return .invalid(.malformedHeader) }
         return .token(token)
     }

@@ -12,6 +12,23 @@ struct HeaderRewriterTests {
             tokenSource: TokenSource())
     }
 
+    @Test("Connection tokens: split at commas, blanks trimmed, close and protected names skipped")
+    func connectionTokens() {
+        func tokens(_ value: String) -> [String] {
+            var named: [Substring] = []
+            HeaderRewriter.connectionTokens(value, into: &named)
+            return named.map(String.init)
+        }
+        #expect(tokens("keep-alive") == [])
+        #expect(tokens("close") == [])
+        #expect(tokens(" \tX-A ,X-B,\t close , ,, Host,x-c\t") == ["X-A", "X-B", "x-c"])
+        #expect(tokens("") == [])
+        #expect(tokens(",") == [])
+        #expect(tokens("X-\u{e9}t\u{e9}, X-B") == ["X-\u{e9}t\u{e9}", "X-B"])
+        #expect(HeaderRewriter.connectionNamesHeaders("Keep-Alive, CLOSE") == false)
+        #expect(HeaderRewriter.connectionNamesHeaders("keep-alive, X-Internal") == true)
+    }
+
     @Test("Spoofed identity headers are removed and replaced by verified ones, in any case")
     func identitySpoofing() {
         let incoming: HTTPHeaders = ["Host": "gw.example", "x-auth-subject": "mallory", "X-AUTH-ROLE": "admin"]

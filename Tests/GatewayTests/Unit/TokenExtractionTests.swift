@@ -15,6 +15,21 @@ struct TokenExtractionTests {
         #expect(self.extractor.extract(headerValues: ["Bearer a,b"], cookieHeaders: []) == .invalid(.malformedHeader))
     }
 
+    @Test("Blanks around the credentials are trimmed; only spaces separate scheme and token")
+    func blanks() {
+        #expect(self.extractor.extract(headerValues: [" \tBearer abc \t"], cookieHeaders: []) == .token("abc"))
+        #expect(self.extractor.extract(headerValues: ["Bearer    abc"], cookieHeaders: []) == .token("abc"))
+        // A tab is not the separator: one word, another scheme than Bearer.
+        #expect(self.extractor.extract(headerValues: ["Bearer\tabc"], cookieHeaders: []) == .missing)
+        #expect(self.extractor.extract(headerValues: ["Bearer \tabc"], cookieHeaders: []) == .invalid(.malformedHeader))
+        #expect(self.extractor.extract(headerValues: ["  Bearer  "], cookieHeaders: []) == .invalid(.malformedHeader))
+        #expect(self.extractor.extract(headerValues: [""], cookieHeaders: []) == .missing)
+        #expect(self.extractor.extract(headerValues: ["Bearer ab\u{301}c"], cookieHeaders: []) == .invalid(.malformedHeader))
+        #expect(self.extractor.extract(headerValues: ["Bearér abc"], cookieHeaders: []) == .missing)
+        // A combining mark after the space does not hide the separator from a byte scan.
+        #expect(self.extractor.extract(headerValues: ["Bearer \u{301}abc"], cookieHeaders: []) == .invalid(.malformedHeader))
+    }
+
     @Test("More than one Authorization header is refused, never 'pick one'")
     func repeatedHeader() {
         #expect(self.extractor.extract(headerValues: ["Bearer a", "Bearer b"], cookieHeaders: []) == .invalid(.repeatedHeader))
