@@ -69,6 +69,7 @@ struct CommandLineTests {
             {"providers": [{"name": "p", "keys": [{"kid": "k", "alg": "HS256", "secret_env": "NOPE_NOT_SET"}]}],
              "routes": [{"path_prefix": "/", "upstream": "htp://x"}, {"path_prefix": "/a"}]}
             """])
+        defer { try? FileManager.default.removeItem(at: dir) }
         let good = try Self.run("authgate", ["check", "--config", dir.appendingPathComponent("good.json").path], environment: ["CLI_SECRET": Self.secret])
         #expect(good.status == 0, "\(good.stderr)")
         #expect(good.stdout.contains("OK"))
@@ -105,6 +106,7 @@ struct CommandLineTests {
             "rs.pub.pem": rsa.publicKey.pemRepresentation, "rs.key.pem": rsa.pemRepresentation,
             "other.key.pem": other.pemRepresentation,
         ])
+        defer { try? FileManager.default.removeItem(at: dir) }
         let configPath = dir.appendingPathComponent("gateway.json").path
         let env = ["CLI_SECRET": Self.secret]
         let config = try ConfigLoader.load(path: configPath, environment: env)
@@ -148,6 +150,7 @@ struct CommandLineTests {
         let echoPort = try #require(Int(echoLine.split(separator: ":").last ?? ""))
 
         let dir = try Self.scratch(["gateway.json": Self.config(upstreamPort: echoPort)])
+        defer { try? FileManager.default.removeItem(at: dir) }
         let gateway = Process()
         gateway.executableURL = Self.binDirectory.appendingPathComponent("authgate")
         gateway.arguments = ["serve", "--config", dir.appendingPathComponent("gateway.json").path, "--drain-seconds", "10"]
@@ -215,6 +218,7 @@ struct KeysAndExplainCommandTests {
             "down.json": CommandLineTests.config().replacingOccurrences(
                 of: #""keys": ["#, with: #""jwks_url": "http://127.0.0.1:1/jwks", "jwks_timeout_seconds": 1, "keys": ["#),
         ])
+        defer { try? FileManager.default.removeItem(at: dir) }
         let env = ["CLI_SECRET": CommandLineTests.secret]
         let good = try CommandLineTests.run("authgate", ["keys", "--config", dir.appendingPathComponent("good.json").path], environment: env)
         #expect(good.status == 0, "\(good.stderr)")
@@ -232,6 +236,7 @@ struct KeysAndExplainCommandTests {
     @Test("explain shows the route, key and each claim check, and the gateway's own verdict")
     func explain() throws {
         let dir = try CommandLineTests.scratch(["gateway.json": CommandLineTests.config()])
+        defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("gateway.json").path
         let env = ["CLI_SECRET": CommandLineTests.secret]
         let now = Int(WallClock.now())

@@ -217,6 +217,7 @@ struct SignalReloadTests {
             """
         }
         let dir = try CommandLineTests.scratch(["gateway.json": config(extraRoute: "")])
+        defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("gateway.json")
         let gateway = Process()
         gateway.executableURL = CommandLineTests.binDirectory.appendingPathComponent("authgate")
@@ -275,6 +276,7 @@ extension SignalReloadTests {
         let config = CommandLineTests.config().replacingOccurrences(
             of: #""admin_listen": "127.0.0.1:0""#, with: #""admin_listen": "127.0.0.1:\#(port)""#)
         let dir = try CommandLineTests.scratch(["gateway.json": config])
+        defer { try? FileManager.default.removeItem(at: dir) }
         let outcome = try CommandLineTests.run(
             "authgate", ["serve", "--config", dir.appendingPathComponent("gateway.json").path],
             environment: ["CLI_SECRET": CommandLineTests.secret], timeout: 20)
