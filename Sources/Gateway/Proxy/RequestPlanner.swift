@@ -55,7 +55,9 @@ public struct PlanContext {
 }
 
 /// Everything the proxy needs to decide about a request, shared read-only by every connection.
-public struct RequestPlanner: Sendable {
+/// A class, not a struct: the handler calls `plan` through its settings on every request, and
+/// a struct holding the whole configuration was copied (every field retained) for each call.
+public final class RequestPlanner: Sendable {
     public let config: GatewayConfig
     public let routes: RouteTable
     public let keys: KeyRegistry
@@ -73,7 +75,7 @@ public struct RequestPlanner: Sendable {
     }
 
     /// A planner with the configuration's keys only (remote sets are never fetched).
-    public init(config: GatewayConfig) {
+    public convenience init(config: GatewayConfig) {
         self.init(config: config, keys: KeyRegistry(providers: config.providers, fetcher: nil, logger: .init(label: "authgate")))
     }
 
