@@ -69,7 +69,7 @@ struct RequestTrace {
 ///
 /// Backpressure crosses the two channels: this channel reads only while the upstream can take
 /// more (`read(context:)`), and the upstream reads only while this channel is writable.
-final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
+final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, BatchFlushable {
     typealias InboundIn = HTTPServerRequestPart
     /// Responses are the gateway's own encoding (`ResponseEncoding`): bytes, with no encoder
     /// between this handler and the socket (or TLS).
@@ -255,7 +255,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         if self.quiescing {
             self.queued.removeAll()
             self.state = .closing
-            context.close(promise: nil)
+            self.closeConnection(context)
             return
         }
         if !self.replaying {
@@ -300,7 +300,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         switch self.state {
         case .idle:
             self.state = .closing
-            context.close(promise: nil)
+            self.closeConnection(context)
         case .proxying(let exchange):
             if exchange.responseHeadSent { exchange.closeAfterResponse = true } else { exchange.requestKeepAlive = false }
         case .answered, .awaitingKeys, .closing:
@@ -310,14 +310,31 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         self.reading = false
-        if case .proxying(let exchange) = self.state { exchange.connection?.flush() }
+        if case .proxying(let exchange) = self.state, let connection = exchange.connection {
+            self.resources.flushes.flushSoon(connection)
+        }
         context.fireChannelReadComplete()
     }
 
-    /// Flushes what was written to the upstream, unless this channel is inside a read: then
-    /// `channelReadComplete` flushes once for everything the read brought.
+    /// Flushes what was written to the upstream at the end of the event loop's pass
+    /// (`FlushBatch`), unless this channel is inside a read: then `channelReadComplete` asks
+    /// once for everything the read brought.
     private func flushUpstream(_ connection: UpstreamHandler) {
-        if !self.reading { connection.flush() }
+        if !self.reading { self.resources.flushes.flushSoon(connection) }
+    }
+
+    /// Set while the connection waits in its loop's `FlushBatch`.
+    var flushQueued = false
+
+    func flushNow() {
+        self.context?.flush()
+    }
+
+    /// Closes the client connection after flushing what waits for `FlushBatch`: a close fails
+    /// unflushed writes, and a response written this pass would be lost.
+    private func closeConnection(_ context: ChannelHandlerContext) {
+        context.flush()
+        context.close(promise: nil)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -378,7 +395,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             self.settings.logger.debug("client connection error", metadata: ["error": "\(error)"])
         }
         self.state = .closing
-        context.close(promise: nil)
+        self.closeConnection(context)
     }
 
     // MARK: Request
@@ -388,7 +405,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             // `channelRead` queues a request until the one before it completes; anything else
             // is a bug.
             self.state = .closing
-            context.close(promise: nil)
+            self.closeConnection(context)
             return
         }
         self.lastClientActivity = .now()
@@ -651,7 +668,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
     func upstreamReadComplete() {
         guard let context = self.context else { return }
         self.writeUnwritten(context: context)
-        context.flush()
+        self.resources.flushes.flushSoon(self)
     }
 
     /// Hands `unwritten` to the channel (not flushed).
@@ -675,7 +692,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             self.resources.metrics.countUpstreamError(upstream: "\(exchange.plan.upstream)", kind: "closed")
             self.trace?.reason = "upstream_closed_mid_response"
             self.state = .closing
-            context.close(promise: nil)
+            self.closeConnection(context)
             return
         }
         // A reused keep-alive connection may have been closed by the upstream just as we sent on
@@ -729,7 +746,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
             written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             if let last { context.write(Self.wrapOutboundOut(last), promise: nil) }
-            context.flush()
+            self.resources.flushes.flushSoon(self)
             self.startIdleTimer()
             self.exchangeCompleted(context: context)
         }
@@ -745,7 +762,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         }
         guard !exchange.responseHeadSent else {
             self.state = .closing
-            context.close(promise: nil)
+            self.closeConnection(context)
             return
         }
         exchange.responseHeadSent = true
@@ -877,7 +894,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate {
         case .idle, .answered:
             if now >= idleDeadline {
                 self.state = .closing
-                context.close(promise: nil)
+                self.closeConnection(context)
             } else {
                 self.ensureWatchdog(by: idleDeadline, context: context)
             }

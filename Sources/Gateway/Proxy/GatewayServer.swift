@@ -328,12 +328,14 @@ final class LoopResources {
     let metrics = LoopMetrics()
     let requestIDs = RequestIDGenerator()
     let accessLog: AccessLogBatcher
+    let flushes: FlushBatch
     /// `http://host:port` per upstream, made once rather than per logged request.
     private var upstreamLabels: [Upstream: String] = [:]
 
-    init(pool: UpstreamConnectionPool, accessLog: AccessLogBatcher) {
+    init(pool: UpstreamConnectionPool, accessLog: AccessLogBatcher, flushes: FlushBatch) {
         self.pool = pool
         self.accessLog = accessLog
+        self.flushes = flushes
     }
 
     func label(for upstream: Upstream) -> String {
@@ -375,7 +377,7 @@ final class LoopResourceRegistry: Sendable {
             if let existing = all[key] { return existing.value }
             let pool = UpstreamConnectionPool(eventLoop: eventLoop, idleTimeout: idleTimeout, tls: tls)
             let batcher = AccessLogBatcher(eventLoop: eventLoop, sink: accessLog)
-            let resources = LoopResources(pool: pool, accessLog: batcher)
+            let resources = LoopResources(pool: pool, accessLog: batcher, flushes: FlushBatch(eventLoop: eventLoop))
             all[key] = NIOLoopBound(resources, eventLoop: eventLoop)
             return resources
         }

@@ -15,7 +15,7 @@ protocol UpstreamHandlerDelegate: AnyObject {
 /// The client end of one upstream connection. Leased to one downstream exchange at a time; idle
 /// in its pool otherwise. Reads are gated on the downstream's writability, so a slow client
 /// slows the upstream instead of filling memory.
-final class UpstreamHandler: ChannelDuplexHandler {
+final class UpstreamHandler: ChannelDuplexHandler, BatchFlushable {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -184,7 +184,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
     private static let crlf = ByteBuffer(string: "\r\n")
     private static let lastChunk = ByteBuffer(string: "0\r\n\r\n")
 
-    func flush() {
+    /// Set while the connection waits in its loop's `FlushBatch`.
+    var flushQueued = false
+
+    func flushNow() {
         self.context?.flush()
     }
 
