@@ -54,9 +54,9 @@ struct RequestTrace {
     var requestBytes = 0
     var responseBytes = 0
 
-    init(method: HTTPMethod) {
-        self.started = .now()
-        self.time = WallClock.now()
+    init(method: HTTPMethod, started: NIODeadline = .now(), time: Double = WallClock.now()) {
+        self.started = started
+        self.time = time
         self.method = method
         self.path = ""
     }
@@ -408,26 +408,33 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
             self.closeConnection(context)
             return
         }
-        self.lastClientActivity = .now()
+        // One reading of each clock serves the idle timer, the trace and the token's time checks.
+        let started = NIODeadline.now()
+        let time = WallClock.now()
+        self.lastClientActivity = started
         if self.runtimes.epoch != self.runtime.epoch {
             self.runtime = self.runtimes.runtime
             self.settings = self.runtime.settings
         }
-        self.trace = RequestTrace(method: head.method)
-        self.dispatch(head, allowKeyRefresh: true, context: context)
+        self.trace = RequestTrace(method: head.method, started: started, time: time)
+        self.dispatch(head, allowKeyRefresh: true, now: time, context: context)
     }
 
     /// Plans a request and starts answering or forwarding it.
-    /// - Parameter requestEnded: the request's end was already received (a request replayed
-    ///   after a key refresh); a local answer then completes the exchange at once, because the
-    ///   pipelining handler may deliver the next request as soon as the answer is written.
+    /// - Parameters:
+    ///   - requestEnded: the request's end was already received (a request replayed after a key
+    ///     refresh); a local answer then completes the exchange at once, because the pipelining
+    ///     handler may deliver the next request as soon as the answer is written.
+    ///   - now: the wall clock for the token's time checks (read here when not given: a request
+    ///     replayed after a key refresh is checked at the time it is replayed).
     private func dispatch(
-        _ head: HTTPRequestHead, allowKeyRefresh: Bool, requestEnded: Bool = false, context: ChannelHandlerContext
+        _ head: HTTPRequestHead, allowKeyRefresh: Bool, requestEnded: Bool = false, now: Double? = nil,
+        context: ChannelHandlerContext
     ) {
         let keepAlive = head.isKeepAlive && !self.quiescing
         var planContext = PlanContext(generator: self.resources.requestIDs)
         let plan = self.settings.planner.plan(
-            head, clientAddress: self.clientAddress, overTLS: self.overTLS, now: WallClock.now(),
+            head, clientAddress: self.clientAddress, overTLS: self.overTLS, now: now ?? WallClock.now(),
             allowKeyRefresh: allowKeyRefresh, cache: self.tokenCache, context: &planContext)
         if self.trace != nil {
             self.trace?.route = planContext.route?.pathPrefix
@@ -621,10 +628,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
             exchange.closeAfterResponse = close
             exchange.responseFraming = framing
             exchange.responseHeadSent = true
+            let arrived = NIODeadline.now()
             if let forwarded = self.trace?.forwarded {
-                self.trace?.upstreamSeconds = Double((NIODeadline.now() - forwarded).nanoseconds) / 1e9
+                self.trace?.upstreamSeconds = Double((arrived - forwarded).nanoseconds) / 1e9
             }
-            self.traceResponse(status: upstreamHead.status)
+            self.traceResponse(status: upstreamHead.status, at: arrived)
             self.writeUnwritten(context: context)
             self.unwritten = bytes
         case .body(var buffer):
@@ -973,10 +981,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     }
 
     /// Notes the status of a response whose head is being written.
-    private func traceResponse(status: HTTPResponseStatus) {
+    private func traceResponse(status: HTTPResponseStatus, at time: NIODeadline = .now()) {
         guard self.trace != nil else { return }
         self.trace?.status = Int(status.code)
-        self.trace?.responded = .now()
+        self.trace?.responded = time
     }
 }
 

@@ -30,6 +30,18 @@ struct TokenExtractionTests {
         #expect(self.extractor.extract(headerValues: ["Bearer \u{301}abc"], cookieHeaders: []) == .invalid(.malformedHeader))
     }
 
+    @Test("token68 characters: the bit masks match RFC 7235's list for every byte")
+    func token68Characters() {
+        let listed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/".utf8)
+        for byte in UInt8.min...UInt8.max {
+            #expect(TokenExtractor.isToken68Character(byte) == listed.contains(byte), "byte \(byte)")
+        }
+        #expect(TokenExtractor.isToken68("abc.DEF-_~+/09=="))
+        #expect(!TokenExtractor.isToken68("abc=d"))
+        #expect(!TokenExtractor.isToken68("ab c"))
+        #expect(!TokenExtractor.isToken68("ab\u{e9}"))
+    }
+
     @Test("More than one Authorization header is refused, never 'pick one'")
     func repeatedHeader() {
         #expect(self.extractor.extract(headerValues: ["Bearer a", "Bearer b"], cookieHeaders: []) == .invalid(.repeatedHeader))
