@@ -120,48 +120,72 @@ public struct MetricsSnapshot: Sendable, Equatable {
 /// The counters one event loop updates as it serves requests. Loop-confined: no lock, no atomics;
 /// `/metrics` asks each loop for a snapshot and sums them.
 public final class LoopMetrics {
-    public private(set) var snapshot = MetricsSnapshot()
+    private var counts = MetricsSnapshot()
+    /// Requests counted under `pendingKey` and not yet added to `counts.requests`. Consecutive
+    /// requests mostly share their key (same route, 200, allowed), and comparing a key is cheaper
+    /// than hashing it per request.
+    private var pendingKey: MetricsSnapshot.RequestKey?
+    private var pendingCount = 0
 
     public init() {}
 
+    /// Everything counted so far.
+    public var snapshot: MetricsSnapshot {
+        self.foldPending()
+        return self.counts
+    }
+
     public func countRequest(route: String, status: Int, decision: Decision, reason: String) {
         let key = MetricsSnapshot.RequestKey(route: route, status: status, decision: decision, reason: reason)
-        self.snapshot.requests[key, default: 0] += 1
+        if key == self.pendingKey {
+            self.pendingCount += 1
+            return
+        }
+        self.foldPending()
+        self.pendingKey = key
+        self.pendingCount = 1
+    }
+
+    private func foldPending() {
+        guard let key = self.pendingKey else { return }
+        self.counts.requests[key, default: 0] += self.pendingCount
+        self.pendingKey = nil
+        self.pendingCount = 0
     }
 
     public func observeUpstream(route: String, seconds: Double) {
-        self.snapshot.upstreamLatency[route, default: LatencyHistogram()].observe(seconds)
+        self.counts.upstreamLatency[route, default: LatencyHistogram()].observe(seconds)
     }
 
     public func observeGateway(seconds: Double) {
-        self.snapshot.gatewayLatency.observe(seconds)
+        self.counts.gatewayLatency.observe(seconds)
     }
 
     public func countUpstreamError(upstream: String, kind: String) {
-        self.snapshot.upstreamErrors[MetricsSnapshot.UpstreamErrorKey(upstream: upstream, kind: kind), default: 0] += 1
+        self.counts.upstreamErrors[MetricsSnapshot.UpstreamErrorKey(upstream: upstream, kind: kind), default: 0] += 1
     }
 
     public func connectionOpened() {
-        self.snapshot.connectionsAccepted += 1
-        self.snapshot.connectionsOpen += 1
+        self.counts.connectionsAccepted += 1
+        self.counts.connectionsOpen += 1
     }
 
     public func connectionClosed() {
-        self.snapshot.connectionsOpen -= 1
+        self.counts.connectionsOpen -= 1
     }
 
     public func tunnelOpened() {
-        self.snapshot.tunnels += 1
-        self.snapshot.tunnelsOpen += 1
+        self.counts.tunnels += 1
+        self.counts.tunnelsOpen += 1
     }
 
     public func tunnelClosed() {
-        self.snapshot.tunnelsOpen -= 1
+        self.counts.tunnelsOpen -= 1
     }
 
     public func countBodyBytes(request: Int, response: Int) {
-        self.snapshot.requestBodyBytes += request
-        self.snapshot.responseBodyBytes += response
+        self.counts.requestBodyBytes += request
+        self.counts.responseBodyBytes += response
     }
 }
 

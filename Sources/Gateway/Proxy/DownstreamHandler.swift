@@ -554,6 +554,13 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
 
     private func connect(_ exchange: Exchange, allowReuse: Bool) {
         exchange.attempts += 1
+        // The common case first, without making the completion closure below.
+        if allowReuse, exchange.plan.upgrade == nil, let context = self.context,
+            let connection = self.pool.takeIdle(exchange.plan.upstream)
+        {
+            self.attach(connection, reused: true, to: exchange, context: context)
+            return
+        }
         let timeout = self.settings.connectTimeout(for: exchange.plan.route)
         let leased: (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void = { [self] result in
             guard case .proxying(let current) = self.state, current === exchange, let context = self.context else {
@@ -581,7 +588,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
             // Never a pooled connection: it becomes a tunnel or closes after this exchange.
             self.pool.connectDedicated(exchange.plan.upstream, connectTimeout: timeout, leased)
         } else {
-            self.pool.lease(exchange.plan.upstream, allowReuse: allowReuse, connectTimeout: timeout, leased)
+            // `takeIdle` found none above, and nothing was released since.
+            self.pool.lease(exchange.plan.upstream, allowReuse: false, connectTimeout: timeout, leased)
         }
     }
 

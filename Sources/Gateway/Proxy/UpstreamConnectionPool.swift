@@ -37,6 +37,10 @@ final class UpstreamConnectionPool {
     }
 
     private var idle: [Upstream.Endpoint: IdleList] = [:]
+    /// The list last looked up: a gateway usually proxies to one upstream or a few, and
+    /// comparing an endpoint is cheaper than hashing it twice per request.
+    private var lastEndpoint: Upstream.Endpoint?
+    private var lastList: IdleList?
     private var isClosed = false
     /// One sweeper per pool closes connections idle for `idleTimeout`; releasing a connection
     /// only stamps it, so the request path schedules nothing.
@@ -67,18 +71,41 @@ final class UpstreamConnectionPool {
         _ completion: @escaping (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void
     ) {
         self.eventLoop.preconditionInEventLoop()
-        let endpoint = upstream.endpoint
-        if allowReuse, let list = self.idle[endpoint] {
-            while let connection = list.connections.popLast() {
-                connection.isIdle = false
-                if connection.isActive {
-                    self.counters.reuses += 1
-                    completion(.success((connection, true)))
-                    return
-                }
-            }
+        if allowReuse, let connection = self.takeIdle(upstream) {
+            completion(.success((connection, true)))
+            return
         }
         self.open(upstream, dedicated: false, connectTimeout: connectTimeout, completion)
+    }
+
+    /// An idle connection to `upstream` (most recently used first), or nil: `lease` without a
+    /// completion, for the request path's common case.
+    func takeIdle(_ upstream: Upstream) -> UpstreamHandler? {
+        self.eventLoop.preconditionInEventLoop()
+        guard !self.isClosed else { return nil }
+        let list = self.list(for: upstream.endpoint)
+        while let connection = list.connections.popLast() {
+            connection.isIdle = false
+            if connection.isActive {
+                self.counters.reuses += 1
+                return connection
+            }
+        }
+        return nil
+    }
+
+    private func list(for endpoint: Upstream.Endpoint) -> IdleList {
+        if let list = self.lastList, self.lastEndpoint == endpoint { return list }
+        let list: IdleList
+        if let existing = self.idle[endpoint] {
+            list = existing
+        } else {
+            list = IdleList()
+            self.idle[endpoint] = list
+        }
+        self.lastEndpoint = endpoint
+        self.lastList = list
+        return list
     }
 
     /// Opens a connection that never joins the pool, for an `Upgrade` request: it either becomes
@@ -154,14 +181,12 @@ final class UpstreamConnectionPool {
     /// Takes a connection back after a complete exchange; closes it if the pool is full or closed.
     func release(_ connection: UpstreamHandler) {
         self.eventLoop.preconditionInEventLoop()
-        let list: IdleList
-        if let existing = self.idle[connection.endpoint] {
-            list = existing
-        } else {
-            list = IdleList()
-            self.idle[connection.endpoint] = list
+        guard !self.isClosed else {
+            connection.close()
+            return
         }
-        guard connection.pooled, !self.isClosed, connection.isActive, list.connections.count < self.maximumIdlePerUpstream
+        let list = self.list(for: connection.endpoint)
+        guard connection.pooled, connection.isActive, list.connections.count < self.maximumIdlePerUpstream
         else {
             connection.close()
             return
@@ -209,6 +234,8 @@ final class UpstreamConnectionPool {
         self.sweeper = nil
         let all = self.idle.values.flatMap { $0.connections }
         self.idle = [:]
+        self.lastEndpoint = nil
+        self.lastList = nil
         for connection in all { connection.close() }
     }
 }

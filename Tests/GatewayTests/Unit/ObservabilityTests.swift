@@ -123,6 +123,29 @@ struct MetricsTests {
         #expect(text.contains("authgate_gateway_latency_seconds_count 4\n"))
     }
 
+    @Test("Request counts are exact whether keys repeat, alternate or come back, and between snapshots")
+    func requestCountsFold() {
+        let loop = LoopMetrics()
+        let ok = MetricsSnapshot.RequestKey(route: "/a", status: 200, decision: .allowed, reason: "")
+        let denied = MetricsSnapshot.RequestKey(route: "/a", status: 401, decision: .invalidToken, reason: "expired")
+        func count(_ key: MetricsSnapshot.RequestKey) {
+            loop.countRequest(route: key.route, status: key.status, decision: key.decision, reason: key.reason)
+        }
+        #expect(loop.snapshot.requests.isEmpty)
+        for _ in 0..<3 { count(ok) }
+        #expect(loop.snapshot.requests == [ok: 3])
+        #expect(loop.snapshot.requests == [ok: 3])  // reading twice counts nothing twice
+        count(ok)
+        count(denied)
+        count(ok)
+        count(denied)
+        count(denied)
+        #expect(loop.snapshot.requests == [ok: 5, denied: 3])
+        // The same key spelled by another string instance is the same key.
+        loop.countRequest(route: String("/a".utf8.map { Character(UnicodeScalar($0)) }), status: 200, decision: .allowed, reason: "")
+        #expect(loop.snapshot.requests == [ok: 6, denied: 3])
+    }
+
     @Test("Request counters are labelled by route, status, decision and reason, and labels are escaped")
     func exposition() {
         let loop = LoopMetrics()
