@@ -7,21 +7,15 @@ import Testing
 /// Lines wait on their event loop for up to `AccessLogBatcher.batchDelay`: none may be lost when
 /// the gateway stops or reopens its log at that moment.
 extension OperationsTests {
-    func accessLogDirectory() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("authgate-delivery-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return directory
-    }
-
     func lines(_ path: String) -> [Substring] {
         ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n")
     }
 
     @Test("Access log: shutting down right after a request still writes its line")
     func accessLogShutdown() async throws {
-        let directory = try self.accessLogDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("access.log").path
+        let files = try TemporaryFiles(prefix: "authgate-delivery")
+        defer { files.remove() }
+        let path = files.path("access.log")
         try await withGateway(config: { openConfig($0, extra: [#""access_log": {"path": "\#(path)"}"#]) }) { env in
             let client = try await env.connect()
             try await client.send(httpRequest("GET", "/last", headers: [("X-Request-Id", "last-1")]))
@@ -37,10 +31,10 @@ extension OperationsTests {
 
     @Test("Access log: after the file is moved away, a reload makes later lines go to a new file")
     func accessLogReopen() async throws {
-        let directory = try self.accessLogDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("access.log").path
-        let rotated = directory.appendingPathComponent("access.log.1").path
+        let files = try TemporaryFiles(prefix: "authgate-delivery")
+        defer { files.remove() }
+        let path = files.path("access.log")
+        let rotated = files.path("access.log.1")
         let config = { (upstreams: [TestUpstream]) in openConfig(upstreams, extra: [#""access_log": {"path": "\#(path)"}"#]) }
         try await withGateway(config: config) { env in
             let client = try await env.connect()

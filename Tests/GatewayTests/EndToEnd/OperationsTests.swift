@@ -157,10 +157,9 @@ struct OperationsTests {
 
     @Test("Access log: one JSON line per request to a file, without tokens, cookies or queries")
     func accessLog() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("authgate-access-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("access.log").path
+        let files = try TemporaryFiles(prefix: "authgate-access")
+        defer { files.remove() }
+        let path = files.path("access.log")
         let token = try Tokens.valid(sub: "alice")
         try await withGateway(config: { standardConfig($0, extra: [#""access_log": {"path": "\#(path)"}"#]) }) { env in
             let client = try await env.connect()

@@ -77,8 +77,8 @@ struct TestCertificateAuthority {
 final class TemporaryFiles: Sendable {
     let directory: String
 
-    init() throws {
-        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("authgate-tls-\(UUID().uuidString)").path
+    init(prefix: String = "authgate-tls") throws {
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
     }
 
@@ -88,6 +88,11 @@ final class TemporaryFiles: Sendable {
         let path = self.directory + "/" + name
         try contents.write(toFile: path, atomically: true, encoding: .utf8)
         return path
+    }
+
+    /// The absolute path of `name` in the directory (nothing is written).
+    func path(_ name: String) -> String {
+        self.directory + "/" + name
     }
 
     func remove() {

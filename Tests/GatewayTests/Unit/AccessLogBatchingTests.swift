@@ -85,10 +85,9 @@ struct AccessLogBatchingTests {
 
     @Test("Lines flushed before the sink closes reach the file; lines after it are dropped and counted")
     func flushOnClose() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("authgate-batch-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("access.log").path
+        let files = try TemporaryFiles(prefix: "authgate-batch")
+        defer { files.remove() }
+        let path = files.path("access.log")
         let sink = AccessLogSink(path: path)
         let loop = EmbeddedEventLoop()
         let batcher = AccessLogBatcher(eventLoop: loop, sink: sink)
@@ -120,10 +119,9 @@ struct AccessLogBatchingTests {
 
     @Test("A writer stuck on its destination never blocks appends: past 8 MiB, batches are dropped and counted; the rest arrives")
     func stuckWriter() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("authgate-fifo-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let fifo = directory.appendingPathComponent("access.fifo").path
+        let files = try TemporaryFiles(prefix: "authgate-fifo")
+        defer { files.remove() }
+        let fifo = files.path("access.fifo")
         #expect(mkfifo(fifo, 0o600) == 0)
         // Opening a FIFO for writing blocks until a reader opens it: the writer thread is stuck.
         let sink = AccessLogSink(path: fifo)
