@@ -14,6 +14,7 @@ import Benchmark
 import Crypto
 import Gateway
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import _CryptoExtras
 
@@ -276,6 +277,41 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // MARK: HTTP/1.1 parsing by NIO (llhttp), as the proxy runs it: the bytes of one request or
+    // response go through `ByteToMessageHandler` and the decoder into a handler that unwraps each
+    // part. No socket; an `EmbeddedChannel` stands for the channel. This is the cost an HTTP
+    // parser of the gateway's own would replace (BENCHMARKS.md, "What this says about the target").
+
+    var wrkRequest = "GET / HTTP/1.1\r\n"
+    for (name, value) in hsHead.headers { wrkRequest += "\(name): \(value)\r\n" }
+    wrkRequest += "\r\n"
+    let wrkBytes = ByteBuffer(string: wrkRequest)
+    Benchmark("NIOHTTP1 decode wrk request", configuration: fast) { benchmark in
+        let sink = RequestPartSink()
+        let channel = EmbeddedChannel(handlers: [
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)), sink,
+        ])
+        for _ in benchmark.scaledIterations {
+            try channel.writeInbound(wrkBytes)
+        }
+        precondition(sink.ends == benchmark.scaledIterations.count, "a request was not decoded")
+        _ = try channel.finish()
+    }
+    let nginxBytes = ByteBuffer(
+        string: "HTTP/1.1 200 OK\r\nServer: nginx/1.26.3\r\nDate: Sun, 22 Nov 2026 08:00:00 GMT\r\n"
+            + "Content-Type: application/json\r\nContent-Length: 11\r\nConnection: keep-alive\r\n\r\n{\"ok\":true}")
+    Benchmark("NIOHTTP1 decode nginx response", configuration: fast) { benchmark in
+        let sink = ResponsePartSink()
+        let decoder = UpstreamResponseDecoder(leftOverBytesStrategy: .dropBytes)
+        let channel = EmbeddedChannel(handlers: [ByteToMessageHandler(decoder), sink])
+        for _ in benchmark.scaledIterations {
+            decoder.expectResponse(to: .GET)
+            try channel.writeInbound(nginxBytes)
+        }
+        precondition(sink.ends == benchmark.scaledIterations.count, "a response was not decoded")
+        _ = try channel.finish()
+    }
+
     // MARK: Path normalisation alone.
 
     Benchmark("PathNormalizer.normalize /", configuration: fast) { benchmark in
@@ -308,5 +344,26 @@ let benchmarks: @Sendable () -> Void = {
             AccessLogFormatter.write(record, into: &buffer, clock: &clock)
             blackHole(buffer.readableBytes)
         }
+    }
+}
+
+/// The end of the request pipeline in the parsing benchmarks: unwraps each part, as the gateway's
+/// handler does, and counts complete requests.
+final class RequestPartSink: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    var ends = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .end = Self.unwrapInboundIn(data) { self.ends += 1 }
+    }
+}
+
+/// The same for responses.
+final class ResponsePartSink: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    var ends = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .end = Self.unwrapInboundIn(data) { self.ends += 1 }
     }
 }

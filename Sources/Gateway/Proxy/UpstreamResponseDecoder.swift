@@ -5,18 +5,18 @@ import NIOHTTP1
 /// watching typed request heads go by: the gateway writes request heads as bytes
 /// (`ForwardHead`), so nothing typed passes it. The decoder needs to know only which responses
 /// answer `HEAD` or `CONNECT` (they have no body), and that a response was asked for at all (an
-/// unsolicited one is an error).
-final class UpstreamResponseDecoder: ByteToMessageDecoder {
-    typealias InboundOut = HTTPClientResponsePart
+/// unsolicited one is an error). Public for the micro-benchmarks.
+public final class UpstreamResponseDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = HTTPClientResponsePart
 
     private let http: HTTPResponseDecoder
 
-    init(leftOverBytesStrategy: RemoveAfterUpgradeStrategy) {
+    public init(leftOverBytesStrategy: RemoveAfterUpgradeStrategy) {
         self.http = HTTPResponseDecoder(leftOverBytesStrategy: leftOverBytesStrategy)
     }
 
     /// A request with `method` was written: its response is next.
-    func expectResponse(to method: HTTPMethod) {
+    public func expectResponse(to method: HTTPMethod) {
         let head: HTTPRequestHead
         switch method {
         case .HEAD: head = Self.head
@@ -31,19 +31,19 @@ final class UpstreamResponseDecoder: ByteToMessageDecoder {
     private static let connect = HTTPRequestHead(version: .http1_1, method: .CONNECT, uri: "")
     private static let other = HTTPRequestHead(version: .http1_1, method: .GET, uri: "")
 
-    func decoderAdded(context: ChannelHandlerContext) {
+    public func decoderAdded(context: ChannelHandlerContext) {
         self.http.decoderAdded(context: context)
     }
 
-    func decoderRemoved(context: ChannelHandlerContext) {
+    public func decoderRemoved(context: ChannelHandlerContext) {
         self.http.decoderRemoved(context: context)
     }
 
-    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    public func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         try self.http.decode(context: context, buffer: &buffer)
     }
 
-    func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         try self.http.decodeLast(context: context, buffer: &buffer, seenEOF: seenEOF)
     }
 }
