@@ -554,7 +554,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
 
     private func connect(_ exchange: Exchange, allowReuse: Bool) {
         exchange.attempts += 1
-        // The common case first, without making the completion closure below.
+        // An idle pooled connection, else a new one (`allowReuse` is false for the retry of a
+        // request whose reused connection had just been closed by the upstream).
         if allowReuse, exchange.plan.upgrade == nil, let context = self.context,
             let connection = self.pool.takeIdle(exchange.plan.upstream)
         {
@@ -562,15 +563,17 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
             return
         }
         let timeout = self.settings.connectTimeout(for: exchange.plan.route)
-        let leased: (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void = { [self] result in
+        // Never a pooled connection for an upgrade: it becomes a tunnel or closes after this exchange.
+        self.pool.connect(exchange.plan.upstream, dedicated: exchange.plan.upgrade != nil, connectTimeout: timeout) {
+            [self] result in
             guard case .proxying(let current) = self.state, current === exchange, let context = self.context else {
                 // The client went away or the exchange failed meanwhile.
-                if case .success(let lease) = result { lease.connection.close() }
+                if case .success(let connection) = result { connection.close() }
                 return
             }
             switch result {
-            case .success(let lease):
-                self.attach(lease.connection, reused: lease.reused, to: exchange, context: context)
+            case .success(let connection):
+                self.attach(connection, reused: false, to: exchange, context: context)
             case .failure(let error):
                 self.settings.logger.warning(
                     error is UpstreamTLSFailure ? "upstream TLS failed" : "upstream unreachable",
@@ -583,13 +586,6 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
                     exchange, with: timedOut ? .gatewayTimeout : .badGateway,
                     reason: timedOut ? "upstream_connect_timeout" : "upstream_unreachable", context: context)
             }
-        }
-        if exchange.plan.upgrade != nil {
-            // Never a pooled connection: it becomes a tunnel or closes after this exchange.
-            self.pool.connectDedicated(exchange.plan.upstream, connectTimeout: timeout, leased)
-        } else {
-            // `takeIdle` found none above, and nothing was released since.
-            self.pool.lease(exchange.plan.upstream, allowReuse: false, connectTimeout: timeout, leased)
         }
     }
 
@@ -660,8 +656,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
                 self.trace?.responseBytes += count
                 if var pending = self.unwritten, pending.writableBytes >= count + 20 {
                     self.unwritten = nil
-                    pending.writeString(String(count, radix: 16))
-                    pending.writeStaticString("\r\n")
+                    pending.writeChunkHeader(count)
                     pending.writeBuffer(&buffer)
                     pending.writeStaticString("\r\n")
                     self.unwritten = pending

@@ -27,20 +27,21 @@ final class FlushBatch {
     private var scheduled = false
     /// The task handed to `execute`, made once: a closure made per pass would be an allocation
     /// per pass.
-    private var task: (@Sendable () -> Void)?
+    private let task: @Sendable () -> Void
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
         self.waiting.reserveCapacity(64)
         self.flushing.reserveCapacity(64)
-        let batch = NIOLoopBound(Weak(self), eventLoop: eventLoop)
-        self.task = { batch.value.batch?.flushAll() }
+        let weak = Weak()
+        let bound = NIOLoopBound(weak, eventLoop: eventLoop)
+        self.task = { bound.value.batch?.flushAll() }
+        weak.batch = self
     }
 
     /// Lets the task reach the batch without keeping it alive.
     private final class Weak {
         weak var batch: FlushBatch?
-        init(_ batch: FlushBatch) { self.batch = batch }
     }
 
     /// Flushes `connection` at the end of this pass of the event loop.
@@ -50,7 +51,7 @@ final class FlushBatch {
         self.waiting.append(connection)
         if !self.scheduled {
             self.scheduled = true
-            self.eventLoop.execute(self.task!)
+            self.eventLoop.execute(self.task)
         }
     }
 

@@ -57,8 +57,7 @@ public enum ResponseEncoding {
     /// The size line of a chunk of `count` bytes (`1f4\r\n`); the chunk and `crlf` follow it.
     public static func chunkHeader(_ count: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 18)
-        buffer.writeString(String(count, radix: 16))
-        buffer.writeStaticString("\r\n")
+        buffer.writeChunkHeader(count)
         return buffer
     }
 
@@ -83,4 +82,13 @@ public enum ResponseEncoding {
 
     private static let continue11 = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
     private static let continue10 = ByteBuffer(string: "HTTP/1.0 100 Continue\r\n\r\n")
+}
+
+extension ByteBuffer {
+    /// The size line of an HTTP/1.1 chunk of `count` bytes (`1f4\r\n`), for request and response
+    /// bodies alike.
+    mutating func writeChunkHeader(_ count: Int) {
+        self.writeString(String(count, radix: 16))
+        self.writeStaticString("\r\n")
+    }
 }

@@ -55,31 +55,13 @@ final class UpstreamConnectionPool {
         self.maximumIdlePerUpstream = maximumIdlePerUpstream
     }
 
-    /// Hands out an idle connection to `upstream` (most recently used first), or opens one.
-    /// `reused` tells the caller whether the connection served a request before. A new https
-    /// connection is handed out once its TLS handshake succeeded; `connect_seconds` bounds the TCP
-    /// connect and the handshake together.
     var stats: Stats {
         var stats = self.counters
         stats.idle = self.idle.values.reduce(0) { $0 + $1.connections.count }
         return stats
     }
 
-    /// - Parameter connectTimeout: the route's `connect_seconds` (TCP connect and TLS handshake).
-    func lease(
-        _ upstream: Upstream, allowReuse: Bool = true, connectTimeout: TimeAmount,
-        _ completion: @escaping (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void
-    ) {
-        self.eventLoop.preconditionInEventLoop()
-        if allowReuse, let connection = self.takeIdle(upstream) {
-            completion(.success((connection, true)))
-            return
-        }
-        self.open(upstream, dedicated: false, connectTimeout: connectTimeout, completion)
-    }
-
-    /// An idle connection to `upstream` (most recently used first), or nil: `lease` without a
-    /// completion, for the request path's common case.
+    /// An idle connection to `upstream` (most recently used first), or nil: then `connect`.
     func takeIdle(_ upstream: Upstream) -> UpstreamHandler? {
         self.eventLoop.preconditionInEventLoop()
         guard !self.isClosed else { return nil }
@@ -108,21 +90,18 @@ final class UpstreamConnectionPool {
         return list
     }
 
-    /// Opens a connection that never joins the pool, for an `Upgrade` request: it either becomes
-    /// a tunnel or closes after its one response. Its response decoder hands the bytes that follow
-    /// a `101` head on to the tunnel instead of dropping them.
-    func connectDedicated(
-        _ upstream: Upstream, connectTimeout: TimeAmount,
-        _ completion: @escaping (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void
+    /// Opens a new connection to `upstream`. A pooled one comes back to the pool by `release`; a
+    /// `dedicated` one never joins it, for an `Upgrade` request: it either becomes a tunnel or
+    /// closes after its one response, and its response decoder hands the bytes that follow a
+    /// `101` head on to the tunnel instead of dropping them. A new https connection is handed out
+    /// once its TLS handshake succeeded.
+    /// - Parameter connectTimeout: the route's `connect_seconds` (TCP connect and TLS handshake
+    ///   together).
+    func connect(
+        _ upstream: Upstream, dedicated: Bool, connectTimeout: TimeAmount,
+        _ completion: @escaping (Result<UpstreamHandler, any Error>) -> Void
     ) {
         self.eventLoop.preconditionInEventLoop()
-        self.open(upstream, dedicated: true, connectTimeout: connectTimeout, completion)
-    }
-
-    private func open(
-        _ upstream: Upstream, dedicated: Bool, connectTimeout: TimeAmount,
-        _ completion: @escaping (Result<(connection: UpstreamHandler, reused: Bool), any Error>) -> Void
-    ) {
         let endpoint = upstream.endpoint
         let sslContext = endpoint.tls ? self.tls?.context(for: endpoint) : nil
         if endpoint.tls && sslContext == nil {
@@ -164,7 +143,7 @@ final class UpstreamConnectionPool {
                 handler.whenReady(by: deadline, timeout: connectTimeout) { ready in
                     switch ready {
                     case .success:
-                        completion(.success((handler, false)))
+                        completion(.success(handler))
                     case .failure(let error as ChannelError):
                         completion(.failure(error))
                     case .failure(let error):

@@ -166,23 +166,18 @@ final class UpstreamHandler: ChannelDuplexHandler, BatchFlushable {
         }
         // An empty chunk would end the body.
         guard buffer.readableBytes > 0 else { return }
-        var size = context.channel.allocator.buffer(capacity: 18)
-        size.writeString(String(buffer.readableBytes, radix: 16))
-        size.writeStaticString("\r\n")
+        let size = ResponseEncoding.chunkHeader(buffer.readableBytes, allocator: context.channel.allocator)
         context.write(Self.wrapOutboundOut(size), promise: nil)
         context.write(Self.wrapOutboundOut(buffer), promise: nil)
-        context.write(Self.wrapOutboundOut(Self.crlf), promise: nil)
+        context.write(Self.wrapOutboundOut(ResponseEncoding.crlf), promise: nil)
     }
 
     /// Ends the request: the last chunk of a chunked body (request trailers are never forwarded).
     func writeEnd() {
         guard let context = self.context, self.chunked else { return }
         self.chunked = false
-        context.write(Self.wrapOutboundOut(Self.lastChunk), promise: nil)
+        context.write(Self.wrapOutboundOut(ResponseEncoding.lastChunkWithoutTrailers), promise: nil)
     }
-
-    private static let crlf = ByteBuffer(string: "\r\n")
-    private static let lastChunk = ByteBuffer(string: "0\r\n\r\n")
 
     /// Set while the connection waits in its loop's `FlushBatch`.
     var flushQueued = false
