@@ -24,9 +24,10 @@ struct AllocationTests {
             let count = try #require(measured[scenario]?.doubleValue)
             let limit = try #require(budget[scenario]?.doubleValue)
             #expect(count >= 1, "\(scenario): the counter did not count")
-            // A few timing-dependent allocations (a read split in two) are tolerated; a new allocation
-            // per request is not.
-            #expect(count <= limit + 0.5, "\(scenario): \(count) allocations per request, budget \(limit)")
+            // A few timing-dependent allocations (a read split in two) are tolerated: the debug
+            // build measured 97.15 quiet and 97.55 beside a release build, against a budget of 97.
+            // A new allocation per request (+1) is not.
+            #expect(count <= limit + 0.75, "\(scenario): \(count) allocations per request, budget \(limit)")
         }
         #endif
     }

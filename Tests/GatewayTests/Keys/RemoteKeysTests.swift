@@ -97,8 +97,10 @@ struct RemoteKeysTests {
         let jwks = try await JWKSServer.start()
         jwks.set { $0.jwks = JWKSServer.jwks([(self.keyA, "a")]) }
         try await withGateway(config: {
-            Self.config($0[0], provider: #""jwks_url": "\#(jwks.baseURL)/jwks", "jwks_min_refresh_seconds": 0, "jwks_timeout_seconds": 0.3"#)
+            Self.config($0[0], provider: #""jwks_url": "\#(jwks.baseURL)/jwks", "jwks_min_refresh_seconds": 0, "jwks_timeout_seconds": 1"#)
         }) { (env: GatewayEnv) async throws in
+            // The timeout bounds the `.hang` fetch; at 0.3 s the first, good fetch at start-up
+            // also timed out on a loaded machine, and the provider never had keys to keep.
             for mode in [JWKSServer.Mode.status(500), .garbage, .hang, .status(404)] {
                 jwks.set { $0.mode = mode }
                 let before = jwks.requests("/jwks")
