@@ -30,7 +30,7 @@
 #   profile:  PROFILE_ALGS="hs256 rs256" PROFILE_SECONDS=12 PROFILE_FREQ=999 CONNS=32
 #             PROFILE_HAPROXY=1 (default) also profiles haproxy-proxy under the same load
 #   memory:   MEM_CONNS=1000 MEM_SECONDS=8 STREAM_BYTES=1073741824
-#   all:      RELEASE_SCRATCH (default .build-release2), MICRO_SCRATCH (default .build-bench),
+#   all:      RELEASE_SCRATCH (default .build-release2), RELEASE_FLAGS (default: docker/build-binaries.sh --print-flags), MICRO_SCRATCH (default .build-bench),
 #             AUTHGATE_THREADS (profile/memory only; default: authgate's own, one per core)
 #
 # Load stays on 127.0.0.1; every wait and loop is bounded; only processes this script started
@@ -49,13 +49,19 @@ CONTENDER_CPU=${CONTENDER_CPU:-1}
 say() { printf '%s\n' "$*"; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 2; }
 
+# The binaries measured are built as the image's are (docker/build-binaries.sh: release, Swift
+# runtime linked statically, cross-module optimisation), but keep their symbols for perf.
+# RELEASE_FLAGS overrides them (e.g. RELEASE_FLAGS="-c release" for a plain release build).
+RELEASE_FLAGS=${RELEASE_FLAGS:-$(sh "$ROOT/docker/build-binaries.sh" --print-flags)}
 build_release() {  # products...
   local product
   for product in "$@"; do
-    say "== swift build -c release --scratch-path ${RELEASE_SCRATCH#"$ROOT"/} --product $product"
-    (cd "$ROOT" && swift build -c release --scratch-path "$RELEASE_SCRATCH" --product "$product")
+    say "== swift build $RELEASE_FLAGS --scratch-path ${RELEASE_SCRATCH#"$ROOT"/} --product $product"
+    # shellcheck disable=SC2086 # a list of options
+    (cd "$ROOT" && swift build $RELEASE_FLAGS --scratch-path "$RELEASE_SCRATCH" --product "$product")
   done
-  BIN=$(cd "$ROOT" && swift build -c release --scratch-path "$RELEASE_SCRATCH" --show-bin-path)
+  # shellcheck disable=SC2086
+  BIN=$(cd "$ROOT" && swift build $RELEASE_FLAGS --scratch-path "$RELEASE_SCRATCH" --show-bin-path)
 }
 
 # ------------------------------------------------------------------ processes we start
