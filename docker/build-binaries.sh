@@ -14,9 +14,9 @@
 #   exclusivity checks and their thread-local lookups) are direct instead of through the PLT
 #   and __tls_get_addr.
 # - -cross-module-optimization: the dependencies' function bodies are available to the
-#   gateway's compilation, so more of SwiftNIO is inlined and specialised into it. Together with
-#   the static runtime: about a fifth less CPU per proxied request than a plain `-c release`
-#   build, in two A/B runs.
+#   gateway's compilation, so more of SwiftNIO is inlined and specialised into it. Its gain is
+#   not settled (BENCHMARKS.md: 0.73-0.86x the CPU per request of a plain `-c release` build in
+#   two A/B runs, 1.06x in a third, all on a busy host); drop it if a quiet run shows none.
 set -eu
 flags="-c release --static-swift-stdlib -Xswiftc -cross-module-optimization"
 if [ "${1:-}" = "--print-flags" ]; then
