@@ -135,6 +135,23 @@ struct CommandLineTests {
         #expect(noKey.stderr.contains("--private-key"))
         let unknown = try Self.run("authgate", ["token", "--config", configPath, "--key", "zz", "--sub", "bob"], environment: env)
         #expect(unknown.status == 1)
+
+        // --iss and --aud replace the provider's issuer and audience (CONTRACT: `token`): the
+        // token carries them, so the configured provider refuses it, and a verifier that checks
+        // neither accepts it with exactly those values.
+        let overridden = try Self.run(
+            "authgate", ["token", "--config", configPath, "--key", "hs-1", "--sub", "carol", "--iss", "https://other.test", "--aud", "billing"],
+            environment: env)
+        #expect(overridden.status == 0, "\(overridden.stderr)")
+        let otherToken = overridden.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(throws: (any Error).self) { try verifier.verify(otherToken, now: WallClock.now()).get() }
+        let unchecked = TokenVerifier(providers: config.providers.map {
+            Provider(name: $0.name, issuer: nil, audiences: [], clockSkewSeconds: 0, keys: $0.keys)
+        })
+        let otherClaims = try unchecked.verify(otherToken, now: WallClock.now()).get().claims
+        #expect(otherClaims["iss"] == .string("https://other.test"))
+        #expect(otherClaims["aud"] == .string("billing"))
+        #expect(otherClaims["sub"] == .string("carol"))
     }
 
     @Test("serve: proxies, then on SIGTERM finishes the request in flight and exits 0")
