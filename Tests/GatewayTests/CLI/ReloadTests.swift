@@ -93,6 +93,15 @@ final class LoadLoop: Sendable {
     }
 
     var answered: Int { self.results.current.ok }
+
+    /// Waits (at most `timeout`) until `count` requests were answered as expected, so a loaded
+    /// machine that schedules the clients late does not make a test see too few of them.
+    func waitUntilAnswered(_ count: Int, timeout: Duration = .seconds(10)) async {
+        let deadline = ContinuousClock.now + timeout
+        while self.answered < count, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
 }
 
 @Suite("Live reload")
@@ -128,6 +137,7 @@ struct ReloadTests {
                 #expect(try await before.readResponse().status == (open ? 200 : 404), "round \(round)")
             }
             #expect(try await slow.readResponse(timeout: .seconds(5)).status == 200)
+            await load.waitUntilAnswered(21)
             let (ok, failed) = await load.stop()
             #expect(failed.isEmpty, "\(failed.prefix(5))")
             #expect(ok > 20)
@@ -256,10 +266,14 @@ struct SignalReloadTests {
         #expect(try await stillOld.readResponse().status == 200)  // same connection, new route
         await stillOld.close()
 
-        try await Task.sleep(for: .milliseconds(200))
+        // The load goes on after the reload: ten more answered than when it applied. (A fixed
+        // 200 ms here once saw only 7 in all on a loaded machine.)
+        let atReload = load.answered
+        await load.waitUntilAnswered(max(atReload + 10, 11))
         let (ok, failed) = await load.stop()
         #expect(failed.isEmpty, "\(failed.prefix(5))")
         #expect(ok > 10)
+        #expect(ok >= atReload + 10, "\(ok) answered, \(atReload) of them before the reload applied")
         gateway.terminate()
         let deadline = Date().addingTimeInterval(10)
         while gateway.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
