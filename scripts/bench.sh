@@ -30,7 +30,8 @@
 #   profile:  PROFILE_ALGS="hs256 rs256" PROFILE_SECONDS=12 PROFILE_FREQ=999 CONNS=32
 #             PROFILE_HAPROXY=1 (default) also profiles haproxy-proxy under the same load
 #   memory:   MEM_CONNS=1000 MEM_SECONDS=8 STREAM_BYTES=1073741824
-#   all:      RELEASE_SCRATCH (default .build-release2), RELEASE_FLAGS (default: docker/build-binaries.sh --print-flags), MICRO_SCRATCH (default .build-bench),
+#   all:      RELEASE_SCRATCH (default .build-release2), MICRO_SCRATCH (default .build-bench),
+#             RELEASE_FLAGS (default: the image's, `docker/build-binaries.sh --print-flags`),
 #             AUTHGATE_THREADS (profile/memory only; default: authgate's own, one per core)
 #
 # Load stays on 127.0.0.1; every wait and loop is bounded; only processes this script started

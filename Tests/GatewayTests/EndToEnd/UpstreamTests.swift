@@ -45,7 +45,7 @@ extension EndToEnd {
             }
         }
 
-        @Test("upstream slower than upstream_seconds: 504 within about a second")
+        @Test("upstream slower than upstream_seconds: 504 from that limit, long before the upstream answers")
         func slowUpstream() async throws {
             try await withGateway(config: { openConfig($0, extra: [#""timeouts": {"upstream_seconds": 0.5}"#]) }) { env in
                 // The upstream would answer after 5 s; the 504 must come from the 0.5 s limit, with
