@@ -13,12 +13,11 @@
 # - --static-swift-stdlib: the image needs no Swift runtime, and calls into it (retain/release,
 #   exclusivity checks and their thread-local lookups) are direct instead of through the PLT
 #   and __tls_get_addr.
-# - -cross-module-optimization: the dependencies' function bodies are available to the
-#   gateway's compilation, so more of SwiftNIO is inlined and specialised into it. Its gain is
-#   not settled (BENCHMARKS.md: 0.73-0.86x the CPU per request of a plain `-c release` build in
-#   two A/B runs, 1.06x in a third, all on a busy host); drop it if a quiet run shows none.
+# - No -cross-module-optimization: it was tried (2026-12-01/02) and four A/B runs gave no gain
+#   that outlasted the noise; in the quiet one the cross-module build used 0.96x (HS256) and
+#   1.06x (RS256) the CPU per request of this one. A flag that cannot be shown to pay is dropped.
 set -eu
-flags="-c release --static-swift-stdlib -Xswiftc -cross-module-optimization"
+flags="-c release --static-swift-stdlib"
 if [ "${1:-}" = "--print-flags" ]; then
     echo "$flags"
     exit 0

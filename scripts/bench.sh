@@ -51,7 +51,7 @@ say() { printf '%s\n' "$*"; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 2; }
 
 # The binaries measured are built as the image's are (docker/build-binaries.sh: release, Swift
-# runtime linked statically, cross-module optimisation), but keep their symbols for perf.
+# runtime linked statically), but keep their symbols for perf.
 # RELEASE_FLAGS overrides them (e.g. RELEASE_FLAGS="-c release" for a plain release build).
 RELEASE_FLAGS=${RELEASE_FLAGS:-$(sh "$ROOT/docker/build-binaries.sh" --print-flags)}
 build_release() {  # products...
