@@ -172,6 +172,15 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     /// the same read appended while they fit, goes out as one buffer (one `write`, not a
     /// `writev` of several). Written at the end of each upstream read, or of the response.
     private var unwritten: ByteBuffer?
+    /// The last request head sent upstream and the last response buffer handed to the channel,
+    /// kept to write the next ones into: once the channel has written and released them, their
+    /// memory is reused instead of allocating two buffers per request. While the channel still
+    /// holds one, writing into it allocates anew (`ByteBuffer.clear(minimumCapacity:)`), so
+    /// nothing written is ever overwritten. Buffers that grew past `spareCapacityLimit` (a huge
+    /// head) are not kept, so an idle connection holds at most that much.
+    private var spareHeadBuffer: ByteBuffer?
+    private var spareResponseBuffer: ByteBuffer?
+    static let spareCapacityLimit = 4096
 
     init(runtimes: RuntimeBox, resources: LoopResources, overTLS: Bool = false) {
         self.runtimes = runtimes
@@ -433,9 +442,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     ) {
         let keepAlive = head.isKeepAlive && !self.quiescing
         var planContext = PlanContext(generator: self.resources.requestIDs)
+        planContext.headBuffer = self.spareHeadBuffer.take()
         let plan = self.settings.planner.plan(
             head, clientAddress: self.clientAddress, overTLS: self.overTLS, now: now ?? WallClock.now(),
             allowKeyRefresh: allowKeyRefresh, cache: self.tokenCache, context: &planContext)
+        // Not taken when the request is answered locally.
+        if let unused = planContext.headBuffer.take() { self.spareHeadBuffer = unused }
         if self.trace != nil {
             self.trace?.route = planContext.route?.pathPrefix
             self.trace?.path = planContext.path ?? AccessLogRecord.rawPath(of: head.uri)
@@ -455,6 +467,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
                 self.exchangeCompleted(context: context)
             }
         case .forward(let plan):
+            if plan.head.bytes.capacity <= Self.spareCapacityLimit { self.spareHeadBuffer = plan.head.bytes }
             self.trace?.subject = plan.subject
             if self.settings.accessLog { self.trace?.upstream = self.resources.label(for: plan.upstream) }
             let exchange = Exchange(
@@ -625,7 +638,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
             exchange.responseDeadline = nil
             exchange.upstreamKeepAlive = upstreamHead.isKeepAlive
             // Room for a typical head and a small body (a larger head grows the buffer).
-            var bytes = context.channel.allocator.buffer(capacity: 1024)
+            var bytes = self.spareResponseBuffer.take() ?? context.channel.allocator.buffer(capacity: 1024)
+            bytes.clear(minimumCapacity: 1024)  // keeps the memory only if the channel let go of it
             let (close, framing) = HeaderRewriter.writeResponseHead(
                 upstreamHead, requestMethod: exchange.plan.head.method, requestVersion: exchange.requestVersion,
                 requestKeepAlive: exchange.requestKeepAlive, requestID: self.requestIDHeader, into: &bytes)
@@ -686,7 +700,15 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     private func writeUnwritten(context: ChannelHandlerContext) {
         guard let bytes = self.unwritten else { return }
         self.unwritten = nil
+        self.keepAsSpare(bytes)
         context.write(Self.wrapOutboundOut(bytes), promise: nil)
+    }
+
+    /// Keeps a response buffer being handed to the channel, to write the next response head
+    /// into (`spareResponseBuffer`). Call it after the last change to `bytes`: a change made
+    /// while the spare holds it too would copy it.
+    private func keepAsSpare(_ bytes: ByteBuffer) {
+        if bytes.capacity <= Self.spareCapacityLimit { self.spareResponseBuffer = bytes }
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
@@ -745,7 +767,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
                 pending.writeImmutableBuffer(end)
                 last = pending
             } else {
-                if let pending = last { context.write(Self.wrapOutboundOut(pending), promise: nil) }
+                if let pending = last {
+                    self.keepAsSpare(pending)
+                    context.write(Self.wrapOutboundOut(pending), promise: nil)
+                }
                 last = end
             }
         }
@@ -756,7 +781,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
             context.writeAndFlush(Self.wrapOutboundOut(last ?? ByteBuffer()), promise: written)
             written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
-            if let last { context.write(Self.wrapOutboundOut(last), promise: nil) }
+            if let last {
+                self.keepAsSpare(last)
+                context.write(Self.wrapOutboundOut(last), promise: nil)
+            }
             self.resources.flushes.flushSoon(self)
             self.startIdleTimer()
             self.exchangeCompleted(context: context)

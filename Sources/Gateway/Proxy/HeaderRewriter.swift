@@ -108,12 +108,18 @@ public enum HeaderRewriter {
     /// (the client's own `Content-Length`/`Transfer-Encoding` are replaced by them). Written
     /// straight into bytes: no header list is built and nothing re-validates what llhttp parsed
     /// (identity values and request ids were checked when they were made).
+    /// - Parameter spare: a buffer to write into, whose memory is reused if nothing else holds it
+    ///   any more (a connection's previous head); without one, or if it is still held, a new
+    ///   buffer is allocated.
     public static func requestHead(
         method: HTTPMethod, target: String, incoming: HTTPHeaders, identityHeaderNames: [String],
-        forwarding: Forwarding, framing: BodyFraming, allocator: ByteBufferAllocator = ByteBufferAllocator()
+        forwarding: Forwarding, framing: BodyFraming, allocator: ByteBufferAllocator = ByteBufferAllocator(),
+        reusing spare: consuming ByteBuffer? = nil
     ) -> ForwardHead {
         // Room for a typical head with a token in it (the buffer grows past it if need be).
-        var buffer = allocator.buffer(capacity: 1024 + target.utf8.count)
+        let capacity = 1024 + target.utf8.count
+        var buffer = spare.take() ?? allocator.buffer(capacity: capacity)
+        buffer.clear(minimumCapacity: capacity)  // keeps the memory only if nothing else holds it
         buffer.writeString(method.rawValue)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(target)

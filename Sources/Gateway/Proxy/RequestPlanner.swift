@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import NIOHTTP1
 
 /// How a request's body is framed, as its head declares it.
@@ -48,6 +49,10 @@ public struct PlanContext {
     public var requestID: String?
     /// Where generated request ids come from (one per event loop).
     public let generator: RequestIDGenerator?
+    /// A buffer to write the forwarded head into instead of allocating one: the connection's
+    /// previous head, whose memory is reused when nothing else holds it any more
+    /// (`ByteBuffer.clear(minimumCapacity:)` allocates anew otherwise). Taken by the planner.
+    public var headBuffer: ByteBuffer?
 
     public init(generator: RequestIDGenerator?) {
         self.generator = generator
@@ -212,7 +217,8 @@ public final class RequestPlanner: Sendable {
             upgrade: tunnel)
         let upstreamHead = HeaderRewriter.requestHead(
             method: head.method, target: route.upstreamTarget(normalized), incoming: head.headers,
-            identityHeaderNames: self.identityHeaderNames, forwarding: forwarding, framing: framing)
+            identityHeaderNames: self.identityHeaderNames, forwarding: forwarding, framing: framing,
+            reusing: context.headBuffer.take())
         return .forward(
             ForwardPlan(
                 upstream: route.upstream, head: upstreamHead, route: route, expectContinue: expectContinue,

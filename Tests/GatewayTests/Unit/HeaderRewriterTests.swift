@@ -97,6 +97,38 @@ struct HeaderRewriterTests {
         #expect(get.text.hasSuffix("\r\n\r\n"))
     }
 
+    @Test("A spare buffer's memory is reused only when nothing else holds it")
+    func spareBuffer() {
+        func head(_ target: String, reusing spare: ByteBuffer?) -> ForwardHead {
+            HeaderRewriter.requestHead(
+                method: .GET, target: target, incoming: ["Host": "h"], identityHeaderNames: [], forwarding: self.forwarding(),
+                framing: .none, reusing: spare)
+        }
+        func address(_ buffer: ByteBuffer) -> UInt? {
+            buffer.withUnsafeReadableBytes { $0.baseAddress.map { UInt(bitPattern: $0) } }
+        }
+        let first = head("/first", reusing: nil)
+        let firstText = first.text
+        let firstAddress = address(first.bytes)
+
+        // Still held (as by a channel that has not written it yet): the new head goes elsewhere
+        // and the held one is untouched.
+        let second = head("/second", reusing: first.bytes)
+        #expect(second.text.hasPrefix("GET /second HTTP/1.1\r\n"))
+        #expect(first.text == firstText)
+        #expect(address(second.bytes) != firstAddress)
+
+        // Held by nothing else: the same memory, and only the new head in it.
+        var spare: ByteBuffer? = second.bytes
+        let secondAddress = address(second.bytes)
+        _ = consume second
+        let third = HeaderRewriter.requestHead(
+            method: .GET, target: "/3", incoming: ["Host": "h"], identityHeaderNames: [], forwarding: self.forwarding(),
+            framing: .none, reusing: spare.take())
+        #expect(address(third.bytes) == secondAddress)
+        #expect(third.text == "GET /3 HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: gw.example\r\n\r\n")
+    }
+
     @Test("X-Forwarded-For is appended; -Proto and -Host are set")
     func forwardedHeaders() {
         let incoming: HTTPHeaders = [
