@@ -918,8 +918,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         if self.watchdog != nil, let current = self.watchdogDeadline, current <= deadline { return }
         self.watchdog?.cancel()
         self.watchdogDeadline = deadline
-        self.watchdog = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-            self?.watchdogFired()
+        // Holds the handler until it fires or is cancelled (`teardown` does): no `weak`, which
+        // would give the handler a side table and slow down every retain and release of it.
+        self.watchdog = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            self.watchdogFired()
         }
     }
 

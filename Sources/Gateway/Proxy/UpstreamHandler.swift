@@ -24,8 +24,12 @@ final class UpstreamHandler: ChannelDuplexHandler, BatchFlushable {
     /// False for a dedicated connection (an `Upgrade` request's), which the pool never takes back.
     let pooled: Bool
     weak var pool: UpstreamConnectionPool?
-    /// The exchange using this connection; nil while idle.
-    weak var delegate: (any UpstreamHandlerDelegate)?
+    /// The exchange using this connection; nil while idle. Strong, not `weak`: every end of a
+    /// lease clears it (`close`, the pool taking the connection back, the connection's end,
+    /// and the downstream's `finishResponse`, `startTunnel` and `teardown`), and a weak
+    /// reference would give every downstream handler a side table, making each retain and
+    /// release of it, and each of the five reads of this per request, a slower call.
+    var delegate: (any UpstreamHandlerDelegate)?
     private var context: ChannelHandlerContext?
     private var pendingRead = false
     /// In its pool's idle list (since `idleSince`).
@@ -200,6 +204,7 @@ final class UpstreamHandler: ChannelDuplexHandler, BatchFlushable {
 
     /// Back in the pool: keep reading, so an upstream that closes the connection is noticed.
     func becameIdle() {
+        self.delegate = nil
         self.isIdle = true
         self.idleSince = .now()
         guard let context = self.context, self.pendingRead else { return }
