@@ -25,8 +25,9 @@ struct AllocationTests {
             let limit = try #require(budget[scenario]?.doubleValue)
             #expect(count >= 1, "\(scenario): the counter did not count")
             // A few timing-dependent allocations (a read split in two) are tolerated: the debug
-            // build measured 97.15 quiet and 97.55 beside a release build, against a budget of 97.
-            // A new allocation per request (+1) is not.
+            // build measured 87.21-87.28 quiet against a budget of 87 (and, before the head
+            // buffers were reused, 0.4 more beside a release build than quiet). A new allocation
+            // per request (+1) is not.
             #expect(count <= limit + 0.75, "\(scenario): \(count) allocations per request, budget \(limit)")
         }
         #endif
