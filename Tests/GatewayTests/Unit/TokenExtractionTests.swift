@@ -40,6 +40,11 @@ struct TokenExtractionTests {
         #expect(!TokenExtractor.isToken68("abc=d"))
         #expect(!TokenExtractor.isToken68("ab c"))
         #expect(!TokenExtractor.isToken68("ab\u{e9}"))
+        #expect(TokenExtractor.isToken68("abc=="))
+        #expect(!TokenExtractor.isToken68("abc==x"))
+        #expect(!TokenExtractor.isToken68("=a"))
+        #expect(!TokenExtractor.isToken68("abc\u{7f}"))
+        #expect(!TokenExtractor.isToken68(Substring(String(repeating: "a", count: 300) + "\u{0}")))
     }
 
     @Test("More than one Authorization header is refused, never 'pick one'")
