@@ -11,6 +11,8 @@
 #   scripts/bench.sh profile         perf profile of authgate under the peer benchmark's wrk load
 #   scripts/bench.sh memory          authgate's RSS with 1,000 keep-alive connections and while
 #                                    streaming 1 GiB down and 1 GiB up through it
+#   scripts/bench.sh instructions    user-space instructions per request under callgrind (repeatable
+#                                    on a busy host; COMPARE_BIN adds a second build for an A/B)
 #   scripts/bench.sh ratios [DIR]    authgate vs haproxy-proxy / haproxy-jwt for one peer run
 #                                    (default: the latest under BENCH_OUT); peer prints it too
 #
@@ -30,6 +32,8 @@
 #   profile:  PROFILE_ALGS="hs256 rs256" PROFILE_SECONDS=12 PROFILE_FREQ=999 CONNS=32
 #             PROFILE_HAPROXY=1 (default) also profiles haproxy-proxy under the same load
 #   memory:   MEM_CONNS=1000 MEM_SECONDS=8 STREAM_BYTES=1073741824
+#   instructions: INSTR_REQUESTS=4000 INSTR_WARMUP=500 INSTR_CONNS=8 INSTR_ALGS="hs256 rs256"
+#             COMPARE_BIN=/other/authgate [COMPARE_LABEL=b]
 #   all:      RELEASE_SCRATCH (default .build-release2), MICRO_SCRATCH (default .build-bench),
 #             RELEASE_FLAGS (default: the image's, `docker/build-binaries.sh --print-flags`),
 #             AUTHGATE_THREADS (profile/memory only; default: authgate's own, one per core)
@@ -450,6 +454,62 @@ cmd_profile() {
   say "== reports in $DIR (summary.txt, report-LABEL-dso/-symbols/-children.txt; perf-LABEL.data for perf report)"
 }
 
+# ------------------------------------------------------------------ instructions
+# User-space instructions per request, counted by callgrind: the same binary under the same
+# load gives nearly the same count on a quiet or a busy host, where CPU time per request moves
+# by ±10% from one round to the next. So it settles A/Bs of user-space changes that the peer
+# run cannot (a few per cent). It counts no kernel work and no waiting: a change to syscalls or
+# wake-ups shows only in the peer run.
+#
+# For each binary (this build's, and COMPARE_BIN's if set) and algorithm: authgate under
+# callgrind against the peer benchmark's nginx upstream, a warm-up of INSTR_WARMUP requests,
+# counters zeroed, INSTR_REQUESTS requests from scripts/fixed-load.py over INSTR_CONNS
+# keep-alive connections, counters dumped. Instructions per request = that dump's total /
+# INSTR_REQUESTS. valgrind cannot read the DWARF 5 debug information of Swift 6.3 binaries, so
+# it runs a copy without it (symbols kept: function names stay in the report).
+cmd_instructions() {
+  command -v valgrind >/dev/null || die "valgrind is missing: apt-get install -y valgrind"
+  command -v nginx >/dev/null || die "nginx is missing: apt-get install -y nginx"
+  build_release authgate
+  setup_dir instructions
+  start_nginx_upstream
+  write_gateway_config "$DIR/gateway.json" "$AG_PORT" "$UP_PORT"
+  local warmup=${INSTR_WARMUP:-500} requests=${INSTR_REQUESTS:-4000} conns=${INSTR_CONNS:-8}
+  local bins=("this:$BIN/authgate")
+  [[ -n ${COMPARE_BIN:-} ]] && bins+=("${COMPARE_LABEL:-b}:$COMPARE_BIN")
+  local entry alg
+  for entry in "${bins[@]}"; do
+    local label=${entry%%:*} bin=${entry#*:}
+    objcopy --strip-debug "$bin" "$DIR/authgate-$label"
+    for alg in ${INSTR_ALGS:-hs256 rs256}; do
+      local kid=hs-1; [[ $alg == rs256 ]] && kid=rs-1
+      local token; token=$(mint "$DIR/gateway.json" "$kid")
+      local out=$DIR/callgrind-$label-$alg
+      AUTHGATE_HS256_SECRET=$(cat "$PEER_BENCH/keys/hs256.secret") \
+        valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$out.%p" \
+        "$DIR/authgate-$label" serve --config "$DIR/gateway.json" --threads 1 >"$out.log" 2>&1 </dev/null &
+      local vg=$!; STARTED+=("$vg")
+      local deadline=$((SECONDS + 60))
+      until curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$AG_PORT/"; do
+        kill -0 "$vg" 2>/dev/null || die "authgate under valgrind exited during start-up ($out.log)"
+        (( SECONDS < deadline )) || die "authgate under valgrind did not answer within 60 s"
+        sleep 0.5
+      done
+      python3 "$ROOT/scripts/fixed-load.py" "$AG_PORT" "$warmup" "$conns" "$token" >/dev/null
+      callgrind_control -z "$vg" >/dev/null 2>&1
+      python3 "$ROOT/scripts/fixed-load.py" "$AG_PORT" "$requests" "$conns" "$token" >/dev/null
+      callgrind_control -d "$vg" >/dev/null 2>&1
+      kill -TERM "$vg" 2>/dev/null || true; wait "$vg" 2>/dev/null || true; forget "$vg"
+      local dump; dump=$(ls "$out".*.1 2>/dev/null | head -n 1)
+      [[ -n $dump ]] || die "no callgrind dump for $label $alg ($out.log)"
+      local total; total=$(awk '/^summary:/ { print $2 }' "$dump")
+      callgrind_annotate --inclusive=no "$dump" 2>/dev/null | swift demangle --simplified >"$out.top.txt" || true
+      say "   $label $alg: $(awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.0f", t / n }') instructions per request ($requests requests, $conns connections; $dump)"
+    done
+  done
+  say "== reports in $DIR (callgrind-LABEL-ALG.*: dumps, .top.txt: self cost by function)"
+}
+
 # ------------------------------------------------------------------ memory
 rss_sampler() {  # pid file: VmRSS every 0.1 s until the pid is gone or the sampler is stopped
   while kill -0 "$1" 2>/dev/null; do status_kb "$1" VmRSS >>"$2" 2>/dev/null || break; sleep 0.1; done
@@ -519,7 +579,8 @@ case $cmd in
   micro) cmd_micro "$@" ;;
   profile) cmd_profile "$@" ;;
   memory) cmd_memory "$@" ;;
+  instructions) cmd_instructions "$@" ;;
   ratios) cmd_ratios "$@" ;;
   -h|--help|help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" ;;
-  *) die "unknown command '$cmd' (peer, micro, profile, memory, ratios, help)" ;;
+  *) die "unknown command '$cmd' (peer, micro, profile, memory, instructions, ratios, help)" ;;
 esac
