@@ -124,8 +124,12 @@ public enum HeaderRewriter {
         let capacity = 1024 + target.utf8.count
         var buffer = spare.take() ?? allocator.buffer(capacity: capacity)
         buffer.clear(minimumCapacity: capacity)  // keeps the memory only if nothing else holds it
-        buffer.writeString(method.rawValue)
-        buffer.writeInteger(UInt8(ascii: " "))
+        if case .GET = method {
+            buffer.writeStaticString("GET ")  // `rawValue` is a switch that makes a String
+        } else {
+            buffer.writeString(method.rawValue)
+            buffer.writeInteger(UInt8(ascii: " "))
+        }
         buffer.writeString(target)
         buffer.writeStaticString(" HTTP/1.1\r\n")
         let headers = buffer.writerIndex

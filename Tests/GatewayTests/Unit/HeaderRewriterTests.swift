@@ -88,6 +88,15 @@ struct HeaderRewriterTests {
         #expect(!chunked.headers.contains(name: "content-length"))
 
         // No body: a POST says so with Content-Length: 0; a GET says nothing.
+        // The request line of a GET (written as a constant) and of another method.
+        let getLine = HeaderRewriter.requestHead(
+            method: .GET, target: "/g?x=1", incoming: ["Host": "h"], identityHeaderNames: [], forwarding: self.forwarding(),
+            framing: .none)
+        #expect(getLine.text.hasPrefix("GET /g?x=1 HTTP/1.1\r\nHost: h\r\n"))
+        let custom = HeaderRewriter.requestHead(
+            method: .RAW(value: "PURGE"), target: "/", incoming: ["Host": "h"], identityHeaderNames: [],
+            forwarding: self.forwarding(), framing: .none)
+        #expect(custom.text.hasPrefix("PURGE / HTTP/1.1\r\n"))
         let post = HeaderRewriter.requestHead(
             method: .POST, target: "/", incoming: ["Host": "h"], identityHeaderNames: [], forwarding: self.forwarding(),
             framing: .none)
@@ -286,6 +295,20 @@ struct HeaderRewriterTests {
             String(buffer: ResponseEncoding.lastChunk(trailers: ["X-Checksum": "1"], allocator: ByteBufferAllocator()))
                 == "0\r\nX-Checksum: 1\r\n\r\n")
         #expect(String(buffer: ResponseEncoding.continueHead(version: .http1_1)) == "HTTP/1.1 100 Continue\r\n\r\n")
+    }
+
+    @Test("Status lines: the constant 200 line and the general path agree")
+    func statusLines() {
+        func line(_ version: HTTPVersion, _ status: HTTPResponseStatus) -> String {
+            var buffer = ByteBuffer()
+            ResponseEncoding.writeStatusLine(version: version, status: status, into: &buffer)
+            return String(buffer: buffer)
+        }
+        #expect(line(.http1_1, .ok) == "HTTP/1.1 200 OK\r\n")
+        #expect(line(.http1_1, HTTPResponseStatus(statusCode: 200)) == "HTTP/1.1 200 OK\r\n")
+        #expect(line(.http1_0, .ok) == "HTTP/1.0 200 OK\r\n")
+        #expect(line(.http1_1, .notFound) == "HTTP/1.1 404 Not Found\r\n")
+        #expect(line(.http1_1, .custom(code: 299, reasonPhrase: "Odd")) == "HTTP/1.1 299 Odd\r\n")
     }
 
     @Test("Identity header values: arrays joined by comma, objects and numbers as compact JSON, controls refused")
