@@ -503,11 +503,11 @@ cmd_instructions() {
       local dump; dump=$(ls "$out".*.1 2>/dev/null | head -n 1)
       [[ -n $dump ]] || die "no callgrind dump for $label $alg ($out.log)"
       local total; total=$(awk '/^summary:/ { print $2 }' "$dump")
-      callgrind_annotate --inclusive=no "$dump" 2>/dev/null | swift demangle --simplified >"$out.top.txt" || true
+      python3 "$ROOT/scripts/callgrind-summary.py" "$dump" "$requests" >"$out.top.txt" || true
       say "   $label $alg: $(awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.0f", t / n }') instructions per request ($requests requests, $conns connections; $dump)"
     done
   done
-  say "== reports in $DIR (callgrind-LABEL-ALG.*: dumps, .top.txt: self cost by function)"
+  say "== reports in $DIR (callgrind-LABEL-ALG.*: dumps; .top.txt: instructions per request by function, self and inclusive)"
 }
 
 # ------------------------------------------------------------------ memory

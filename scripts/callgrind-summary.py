@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Instructions per request by function, from one callgrind dump (`scripts/bench.sh instructions`).
+
+    callgrind-summary.py DUMP REQUESTS [LIMIT]
+
+Prints the LIMIT (default 40) functions with the most instructions of their own (self) and the
+LIMIT with the most including their callees (inclusive; recursion is not unfolded, so a
+function that calls itself counts its own calls again), each divided by REQUESTS, names
+demangled with `swift demangle` when it is on PATH. callgrind_annotate cannot be used on these
+dumps: a dump made after `callgrind_control -z` charges everything to `clone`. Needs
+`--compress-strings=no`. Standard library only.
+"""
+import collections
+import shutil
+import subprocess
+import sys
+
+
+def main() -> int:
+    path, requests = sys.argv[1], float(sys.argv[2])
+    limit = int(sys.argv[3]) if len(sys.argv) > 3 else 40
+    own = collections.Counter()
+    inclusive = collections.Counter()
+    function = callee = None
+    after_calls = False
+    with open(path) as dump:
+        for line in dump:
+            if line.startswith("fn="):
+                function, after_calls = line[3:].strip(), False
+            elif line.startswith("cfn="):
+                callee = line[4:].strip()
+            elif line.startswith("calls="):
+                after_calls = True
+            elif line[:1].isdigit() or line[:1] in "+-*":
+                fields = line.split()
+                if len(fields) < 2:
+                    continue
+                cost = int(fields[1])
+                if after_calls:
+                    if callee != function:
+                        inclusive[callee] += cost
+                    after_calls = False
+                elif function is not None:
+                    own[function] += cost
+    for name, cost in own.items():
+        inclusive[name] += cost
+    total = sum(own.values())
+    names = sorted(set(own) | set(inclusive))
+    readable = dict(zip(names, names))
+    if shutil.which("swift"):
+        demangled = subprocess.run(
+            ["swift", "demangle", "--simplified", "--compact"], input="\n".join(names), capture_output=True, text=True
+        ).stdout.splitlines()
+        if len(demangled) == len(names):
+            readable = dict(zip(names, demangled))
+    print(f"{total / requests:,.0f} instructions per request ({total:,} over {requests:,.0f} requests)")
+    for title, counter in (("self", own), ("inclusive", inclusive)):
+        print(f"\n{title}: instructions per request, share of the total")
+        for name, cost in counter.most_common(limit):
+            print(f"{cost / requests:10,.0f}  {100 * cost / total:5.1f}%  {readable[name][:160]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
