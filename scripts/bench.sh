@@ -315,6 +315,15 @@ EOF
   wait_port "$UP_PORT" "$!" "upstream nginx"
 }
 
+# What profile and instructions share: the build, an output folder, the peer benchmark's nginx
+# upstream and a gateway configuration in front of it ($DIR/gateway.json).
+prepare_nginx_run() {  # name
+  build_release authgate
+  setup_dir "$1"
+  start_nginx_upstream
+  write_gateway_config "$DIR/gateway.json" "$AG_PORT" "$UP_PORT"
+}
+
 # ------------------------------------------------------------------ profile
 ticks_us() { awk '{ sub(/.*\) /, ""); print $12, $13 }' "/proc/$1/stat"; }  # utime stime (ticks)
 
@@ -425,10 +434,7 @@ profile_one() {  # label pid port token
 cmd_profile() {
   command -v perf >/dev/null || die "perf is missing: apt-get install -y linux-perf"
   command -v wrk >/dev/null || die "wrk is missing: apt-get install -y wrk"
-  build_release authgate
-  setup_dir profile
-  start_nginx_upstream
-  write_gateway_config "$DIR/gateway.json" "$AG_PORT" "$UP_PORT"
+  prepare_nginx_run profile
   start_authgate "$DIR/gateway.json" "$AG_PORT"
   printf 'wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")\n' >"$DIR/auth.lua"
   local alg hs_token
@@ -470,10 +476,7 @@ cmd_profile() {
 cmd_instructions() {
   command -v valgrind >/dev/null || die "valgrind is missing: apt-get install -y valgrind"
   command -v nginx >/dev/null || die "nginx is missing: apt-get install -y nginx"
-  build_release authgate
-  setup_dir instructions
-  start_nginx_upstream
-  write_gateway_config "$DIR/gateway.json" "$AG_PORT" "$UP_PORT"
+  prepare_nginx_run instructions
   local warmup=${INSTR_WARMUP:-500} requests=${INSTR_REQUESTS:-4000} conns=${INSTR_CONNS:-8}
   local bins=("this:$BIN/authgate")
   [[ -n ${COMPARE_BIN:-} ]] && bins+=("${COMPARE_LABEL:-b}:$COMPARE_BIN")
