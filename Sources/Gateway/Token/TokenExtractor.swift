@@ -92,16 +92,22 @@ public struct TokenExtractor: Sendable {
         return Array(s.utf8).withUnsafeBufferPointer { Self.isToken68(bytes: $0) }
     }
 
-    /// Two plain loops over the bytes: token68 characters, then only "=" to the end. (A loop
-    /// over a generic `Sequence` with a flag took about 20 instructions per byte, 3,500 per
-    /// request for a typical JWT, under callgrind.)
-    private static func isToken68(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    /// Two plain loops over the bytes: token68 characters (looked up in `token68Table`), then
+    /// only "=" to the end. (Under callgrind, for the bench's HS256 JWT: 3,500 instructions per
+    /// request as a loop over a generic `Sequence` with a flag, 1,900 with the bit masks of
+    /// `isToken68Character` in these loops.)
+    static func isToken68(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0
         let count = bytes.count
-        while index < count, Self.isToken68Character(bytes[index]) { index &+= 1 }
+        Self.token68Table.withUnsafeBufferPointer { table in
+            while index < count, table[Int(bytes[index])] { index &+= 1 }
+        }
         while index < count, bytes[index] == UInt8(ascii: "=") { index &+= 1 }
         return index == count
     }
+
+    /// `isToken68Character` for every byte value.
+    static let token68Table: [Bool] = (0...255).map { Self.isToken68Character(UInt8($0)) }
 
     /// ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/", as two 64-bit masks over the ASCII
     /// bytes (a bit test per byte instead of a chain of range comparisons: a JWT is checked

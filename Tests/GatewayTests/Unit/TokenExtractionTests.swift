@@ -45,6 +45,15 @@ struct TokenExtractionTests {
         #expect(!TokenExtractor.isToken68("=a"))
         #expect(!TokenExtractor.isToken68("abc\u{7f}"))
         #expect(!TokenExtractor.isToken68(Substring(String(repeating: "a", count: 300) + "\u{0}")))
+        // Every byte value alone, and between two token68 characters.
+        for byte in UInt8.min...UInt8.max {
+            let alone = [byte].withUnsafeBufferPointer { TokenExtractor.isToken68(bytes: $0) }
+            #expect(alone == (TokenExtractor.isToken68Character(byte) || byte == UInt8(ascii: "=")), "byte \(byte)")
+            let inside = [UInt8(ascii: "a"), byte, UInt8(ascii: "b")].withUnsafeBufferPointer {
+                TokenExtractor.isToken68(bytes: $0)
+            }
+            #expect(inside == TokenExtractor.isToken68Character(byte), "byte \(byte) inside")
+        }
     }
 
     @Test("More than one Authorization header is refused, never 'pick one'")
