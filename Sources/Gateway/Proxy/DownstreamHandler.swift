@@ -704,11 +704,14 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         context.write(Self.wrapOutboundOut(bytes), promise: nil)
     }
 
-    /// Keeps a response buffer being handed to the channel, to write the next response head
-    /// into (`spareResponseBuffer`). Call it after the last change to `bytes`: a change made
-    /// while the spare holds it too would copy it.
+    /// Keeps the first buffer of a response handed to the channel (the one its head was written
+    /// into, taken from `spareResponseBuffer`), to write the next response head into. Later
+    /// buffers of the same response, such as a chunked body's small last chunk, do not replace
+    /// it. Call it after the last change to `bytes`: a change made while the spare holds it too
+    /// would copy it.
     private func keepAsSpare(_ bytes: ByteBuffer) {
-        if bytes.capacity <= Self.spareCapacityLimit { self.spareResponseBuffer = bytes }
+        guard self.spareResponseBuffer == nil, bytes.capacity <= Self.spareCapacityLimit else { return }
+        self.spareResponseBuffer = bytes
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
