@@ -213,12 +213,13 @@ struct OperationsTests {
         try await withGateway(config: { u in
             ConfigJSON.make(
                 routes: [
-                    #"{"path_prefix": "/__delay", "upstream": "\#(u[0].url)", "auth": "none", "timeouts": {"upstream_seconds": 0.3}, "max_body_bytes": 10}"#,
+                    #"{"path_prefix": "/__delay", "upstream": "\#(u[0].url)", "auth": "none", "timeouts": {"upstream_seconds": 1}, "max_body_bytes": 10}"#,
                     ConfigJSON.route("/", u[0], auth: "none"),
                 ], extra: Self.adminAndLog + [#""timeouts": {"upstream_seconds": 5}"#])
         }) { env in
-            // The upstream answers after 2 s, within the global 5 s: only the route's 0.3 s gives 504.
-            let slow = try await env.send(httpRequest("GET", "/__delay?ms=2000"))
+            // The upstream answers after 3 s, within the global 5 s: only the route's 1 s gives 504.
+            // (With 0.3 s, a 50 ms answer once took longer than that on a loaded CI run.)
+            let slow = try await env.send(httpRequest("GET", "/__delay?ms=3000"))
             #expect(slow.status == 504)
             #expect(try await env.send(httpRequest("GET", "/__delay?ms=50")).status == 200)
             #expect(try await env.send(httpRequest("POST", "/__delay", body: String(repeating: "b", count: 11))).status == 413)
