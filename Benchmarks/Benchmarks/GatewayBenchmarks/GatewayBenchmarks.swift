@@ -266,12 +266,15 @@ let benchmarks: @Sendable () -> Void = {
             "Content-Length": "11", "Connection": "keep-alive",
         ])
     let allocator = ByteBufferAllocator()
+    var nginxResponseBytes = ByteBuffer()
+    ResponseEncoding.writeHead(nginxResponse, into: &nginxResponseBytes)
+    let nginxParsed = UpstreamResponseHead.parsing(nginxResponseBytes, requestMethod: .GET)!
     Benchmark("HeaderRewriter.writeResponseHead nginx", configuration: fast) { benchmark in
         for _ in benchmark.scaledIterations {
             var buffer = allocator.buffer(capacity: 1024)
             blackHole(
                 HeaderRewriter.writeResponseHead(
-                    nginxResponse, requestMethod: .GET, requestVersion: .http1_1, requestKeepAlive: true,
+                    nginxParsed, requestMethod: .GET, requestVersion: .http1_1, requestKeepAlive: true,
                     requestID: ("X-Request-Id", "0123456789abcdef0123456789abcdef"), into: &buffer))
             blackHole(buffer)
         }
@@ -303,7 +306,7 @@ let benchmarks: @Sendable () -> Void = {
             + "Content-Type: application/json\r\nContent-Length: 11\r\nConnection: keep-alive\r\n\r\n{\"ok\":true}")
     Benchmark("NIOHTTP1 decode nginx response", configuration: fast) { benchmark in
         let sink = ResponsePartSink()
-        let decoder = UpstreamResponseDecoder(leftOverBytesStrategy: .dropBytes)
+        let decoder = NIOResponseDecoder()
         let channel = EmbeddedChannel(handlers: [ByteToMessageHandler(decoder), sink])
         for _ in benchmark.scaledIterations {
             decoder.expectResponse(to: .GET)
@@ -311,6 +314,22 @@ let benchmarks: @Sendable () -> Void = {
         }
         precondition(sink.ends == benchmark.scaledIterations.count, "a response was not decoded")
         _ = try channel.finish()
+    }
+
+    // The gateway's own response parser (which replaced NIO's on upstream connections), on the
+    // same bytes: no channel, as `UpstreamHandler` runs it.
+    Benchmark("UpstreamResponseParser nginx response", configuration: fast) { benchmark in
+        var parser = UpstreamResponseParser()
+        var ends = 0
+        for _ in benchmark.scaledIterations {
+            parser.expectResponse(to: .GET)
+            var bytes = nginxBytes
+            while let part = try parser.next(&bytes) {
+                if case .end = part { ends += 1 }
+                blackHole(part)
+            }
+        }
+        precondition(ends == benchmark.scaledIterations.count, "a response was not parsed")
     }
 
     // MARK: Path normalisation alone.
@@ -366,5 +385,33 @@ final class ResponsePartSink: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .end = Self.unwrapInboundIn(data) { self.ends += 1 }
+    }
+}
+
+/// NIO's response decoder as the gateway ran it before it parsed responses itself
+/// (`UpstreamResponseParser`): kept to compare the two.
+final class NIOResponseDecoder: ByteToMessageDecoder {
+    typealias InboundOut = HTTPClientResponsePart
+    private let http = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)
+    private static let get = HTTPRequestHead(version: .http1_1, method: .GET, uri: "")
+
+    func expectResponse(to method: HTTPMethod) {
+        self.http.write(data: .head(Self.get))
+    }
+
+    func decoderAdded(context: ChannelHandlerContext) {
+        self.http.decoderAdded(context: context)
+    }
+
+    func decoderRemoved(context: ChannelHandlerContext) {
+        self.http.decoderRemoved(context: context)
+    }
+
+    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        try self.http.decode(context: context, buffer: &buffer)
+    }
+
+    func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        try self.http.decodeLast(context: context, buffer: &buffer, seenEOF: seenEOF)
     }
 }

@@ -627,7 +627,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         self.ensureWatchdog(by: deadline, context: context)
     }
 
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
+    func upstreamReceived(_ part: UpstreamResponsePart) {
         guard case .proxying(let exchange) = self.state, let context = self.context else { return }
         switch part {
         case .head(let upstreamHead) where upstreamHead.status == .switchingProtocols:
@@ -636,7 +636,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
             self.startTunnel(exchange, context: context)
         case .head(let upstreamHead):
             exchange.responseDeadline = nil
-            exchange.upstreamKeepAlive = upstreamHead.isKeepAlive
+            exchange.upstreamKeepAlive = upstreamHead.keepAlive
             // Room for a typical head and a small body (a larger head grows the buffer).
             var bytes = self.spareResponseBuffer.take() ?? context.channel.allocator.buffer(capacity: 1024)
             bytes.clear(minimumCapacity: 1024)  // keeps the memory only if the channel let go of it
@@ -822,15 +822,15 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     // MARK: Protocol upgrade
 
     /// A `101` head from the upstream: for a tunnelled upgrade that switched to a protocol the
-    /// client offered, wait for its end and then tunnel; anything else is a bad gateway (NIO's
-    /// decoder reads nothing more on that connection after a 101).
-    private func upstreamSwitching(_ upstreamHead: HTTPResponseHead, exchange: Exchange, context: ChannelHandlerContext) {
+    /// client offered, wait for its end and then tunnel; anything else is a bad gateway (the
+    /// parser reads nothing more on that connection after a 101).
+    private func upstreamSwitching(_ upstreamHead: UpstreamResponseHead, exchange: Exchange, context: ChannelHandlerContext) {
         guard let requested = exchange.plan.upgrade, exchange.requestEnded,
-            let head = HeaderRewriter.switchingProtocolsHead(upstreamHead, requested: requested)
+            let head = HeaderRewriter.switchingProtocolsHead(upstreamHead.typed, requested: requested)
         else {
             self.settings.logger.warning(
                 "upstream switched protocols unasked",
-                metadata: ["upstream": "\(exchange.plan.upstream)", "upgrade": "\(upstreamHead.headers["upgrade"])"])
+                metadata: ["upstream": "\(exchange.plan.upstream)", "upgrade": "\(upstreamHead.values("upgrade"))"])
             self.fail(exchange, with: .badGateway, reason: "upstream_switched_unasked", context: context)
             return
         }

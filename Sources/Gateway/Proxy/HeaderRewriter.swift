@@ -283,81 +283,84 @@ public enum HeaderRewriter {
         return kept.isEmpty ? nil : kept.joined(separator: "; ")
     }
 
-    /// The response head to send downstream for an upstream response, typed (tests, tools). The
-    /// proxy writes the same head as bytes (`writeResponseHead`).
-    /// - Returns: the head and whether the downstream connection must close after it.
+    /// The response head to send downstream for an upstream response, typed (tests, tools): the
+    /// typed head is encoded, parsed and rewritten as the proxy does it (`writeResponseHead`).
+    /// - Returns: the head and whether the downstream connection must close after it; nil when
+    ///   the head is not one the gateway accepts from an upstream (`UpstreamResponseParser`).
     public static func responseHead(
         _ upstream: HTTPResponseHead, requestMethod: HTTPMethod = .GET, requestVersion: HTTPVersion,
         requestKeepAlive: Bool, requestID: (name: String, value: String)? = nil
-    ) -> (head: HTTPResponseHead, close: Bool) {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(upstream.headers.count + 2)
-        let (close, _) = Self.rewriteResponseHeaders(
-            upstream, requestMethod: requestMethod, requestVersion: requestVersion, requestKeepAlive: requestKeepAlive,
-            requestID: requestID, connectionNamed: Self.connectionNamed(upstream.headers), into: &headers)!
-        return (HTTPResponseHead(version: requestVersion, status: upstream.status, headers: headers), close)
+    ) -> (head: HTTPResponseHead, close: Bool)? {
+        var bytes = ByteBuffer()
+        guard
+            let (close, _) = Self.writeResponseHead(
+                upstream, requestMethod: requestMethod, requestVersion: requestVersion, requestKeepAlive: requestKeepAlive,
+                requestID: requestID, into: &bytes),
+            let written = UpstreamResponseHead.parsing(bytes, requestMethod: requestMethod)
+        else { return nil }
+        return (written.typed, close)
     }
 
-    /// Writes the head to send downstream for an upstream response: the status line in the
-    /// client's version, the upstream's headers without hop-by-hop ones (and those its
-    /// `Connection` names), the request id, framing headers the client can read, and `Connection`.
-    /// - Returns: whether the client connection must close after the response, and how its body
-    ///   goes on the wire.
+    /// `writeResponseHead` for a typed upstream head (tests, benchmarks), encoded and parsed as
+    /// an upstream's bytes would be; nil when the parser refuses it.
     public static func writeResponseHead(
         _ upstream: HTTPResponseHead, requestMethod: HTTPMethod, requestVersion: HTTPVersion, requestKeepAlive: Bool,
         requestID: (name: String, value: String)?, into buffer: inout ByteBuffer
-    ) -> (close: Bool, framing: ResponseBodyFraming) {
-        ResponseEncoding.writeStatusLine(version: requestVersion, status: upstream.status, into: &buffer)
-        let headers = buffer.writerIndex
-        var result = Self.rewriteResponseHeaders(
-            upstream, requestMethod: requestMethod, requestVersion: requestVersion, requestKeepAlive: requestKeepAlive,
-            requestID: requestID, connectionNamed: nil, into: &buffer)
-        if result == nil {
-            // The upstream's `Connection` names headers to drop: again, knowing them.
-            buffer.moveWriterIndex(to: headers)
-            result = Self.rewriteResponseHeaders(
-                upstream, requestMethod: requestMethod, requestVersion: requestVersion, requestKeepAlive: requestKeepAlive,
-                requestID: requestID, connectionNamed: Self.connectionNamed(upstream.headers), into: &buffer)
-        }
-        buffer.writeStaticString("\r\n")
-        return result!
+    ) -> (close: Bool, framing: ResponseBodyFraming)? {
+        var bytes = ByteBuffer()
+        ResponseEncoding.writeHead(upstream, into: &bytes)
+        guard let parsed = UpstreamResponseHead.parsing(bytes, requestMethod: requestMethod) else { return nil }
+        return Self.writeResponseHead(
+            parsed, requestMethod: requestMethod, requestVersion: requestVersion, requestKeepAlive: requestKeepAlive,
+            requestID: requestID, into: &buffer)
     }
 
-    /// The one pass behind `responseHead` and `writeResponseHead`. `connectionNamed` as in
-    /// `rewriteRequestHeaders`: nil assumes the upstream's `Connection` names nothing, and the
-    /// pass returns nil at one that does.
-    private static func rewriteResponseHeaders<Sink: HeaderSink>(
-        _ upstream: HTTPResponseHead, requestMethod: HTTPMethod, requestVersion: HTTPVersion, requestKeepAlive: Bool,
-        requestID: (name: String, value: String)?, connectionNamed named: [Substring]?, into headers: inout Sink
-    ) -> (close: Bool, framing: ResponseBodyFraming)? {
-        var contentLength: String?
-        for (name, value) in upstream.headers {
-            if named == nil, name.utf8.count == 10, HeaderRules.equalsIgnoringCase(name, "connection"),
-                Self.connectionNamesHeaders(value)
-            {
-                return nil
-            }
-            if Self.isFraming(name) {
-                // llhttp refused conflicting lengths and a length beside chunked coding.
-                if contentLength == nil, name.utf8.count == 14 { contentLength = value }
-                continue
-            }
-            if Self.isHopByHop(name) { continue }
-            if let named, !named.isEmpty, named.contains(where: { HeaderRules.equalsIgnoringCase(name, $0) }) { continue }
-            if let requestID, HeaderRules.equalsIgnoringCase(name, requestID.name) { continue }
-            headers.add(name: name, value: value)
+    /// Writes the head to send downstream for an upstream response: the status line in the
+    /// client's version, the upstream's header lines as they came, without hop-by-hop ones (and
+    /// those its `Connection` names), the request id, framing headers the client can read, and
+    /// `Connection`.
+    /// - Returns: whether the client connection must close after the response, and how its body
+    ///   goes on the wire.
+    public static func writeResponseHead(
+        _ upstream: UpstreamResponseHead, requestMethod: HTTPMethod, requestVersion: HTTPVersion, requestKeepAlive: Bool,
+        requestID: (name: String, value: String)?, into buffer: inout ByteBuffer
+    ) -> (close: Bool, framing: ResponseBodyFraming) {
+        ResponseEncoding.writeStatusLine(version: requestVersion, status: upstream.status, into: &buffer)
+        // Names the upstream's `Connection` lists (rare: usually it says keep-alive or close).
+        var named: [Substring] = []
+        if upstream.connectionHasOtherTokens {
+            for value in upstream.values("connection") { Self.connectionTokens(value, into: &named) }
         }
-        if let requestID { headers.add(name: requestID.name, value: requestID.value) }
+        var idName = requestID?.name ?? ""
+        idName.withUTF8 { idName in
+            upstream.forEachField { name, _, line in
+                switch HTTPFieldLine.kind(of: name) {
+                case .contentLength, .transferEncoding, .connection, .hopByHop:
+                    return  // framing is the gateway's own; hop-by-hop fields end here
+                case .other:
+                    break
+                }
+                if !idName.isEmpty, HTTPFieldLine.equalsIgnoringCase(name, idName) { return }
+                if !named.isEmpty {
+                    let text = String(decoding: name, as: UTF8.self)
+                    if named.contains(where: { HeaderRules.equalsIgnoringCase(text, $0) }) { return }
+                }
+                buffer.writeBytes(line)
+            }
+        }
+        if let requestID { buffer.writeHeaderLine(requestID.name, requestID.value) }
         var close = !requestKeepAlive
         let framing: ResponseBodyFraming
         if !Self.mayHaveBody(upstream.status) {
             framing = .none
-        } else if let contentLength {
-            headers.add(name: "Content-Length", value: contentLength)
+        } else if let contentLength = upstream.contentLength, !upstream.chunked {
+            buffer.writeStaticString("Content-Length: ")
+            buffer.writeString(String(contentLength))
+            buffer.writeStaticString("\r\n")
             framing = requestMethod == .HEAD ? .none : .asIs
         } else if requestVersion == .http1_1 {
             // The upstream's body had no length (it came chunked, or ends at its close): chunk it.
-            headers.add(name: "Transfer-Encoding", value: "chunked")
+            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
             framing = requestMethod == .HEAD ? .none : .chunked
         } else {
             // HTTP/1.0 has no chunked coding: without a length, the body ends when we close.
@@ -365,10 +368,11 @@ public enum HeaderRewriter {
             framing = requestMethod == .HEAD ? .none : .asIs
         }
         if close {
-            headers.add(name: "Connection", value: "close")
+            buffer.writeStaticString("Connection: close\r\n")
         } else if requestVersion == .http1_0 {
-            headers.add(name: "Connection", value: "keep-alive")
+            buffer.writeStaticString("Connection: keep-alive\r\n")
         }
+        buffer.writeStaticString("\r\n")
         return (close, framing)
     }
 

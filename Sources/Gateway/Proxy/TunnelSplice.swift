@@ -7,9 +7,10 @@ import NIOHTTP1
 /// pipelines and joins them with a `TunnelHandler` pair.
 ///
 /// Bytes that arrived after the request head (client) or after the `101` head (upstream) sit in
-/// the HTTP decoders, which stop parsing at an upgrade; both decoders are set up with
-/// `leftOverBytesStrategy: .forwardBytes` (the client side through an upgrade configuration with
-/// no upgraders, see `GatewayServer`), so removing them hands those bytes to the tunnel in order.
+/// the HTTP decoder and in `UpstreamHandler`, which stop parsing at an upgrade; the client's
+/// decoder is set up with `leftOverBytesStrategy: .forwardBytes` (through an upgrade
+/// configuration with no upgraders, see `GatewayServer`), and `UpstreamHandler` forwards what it
+/// holds when it leaves, so removing them hands those bytes to the tunnel in order.
 enum TunnelSplice {
     /// - Parameters:
     ///   - downstream: the `DownstreamHandler`'s context on the client connection; that handler
@@ -39,14 +40,13 @@ enum TunnelSplice {
             ResponseEncoding.writeHead(head, into: &bytes)
             downstream.writeAndFlush(NIOAny(bytes), promise: nil)
             clientOps.removeHandler(context: downstream, promise: nil)
-            try Self.remove(UpstreamHandler.self, from: serverOps)
             try client.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
             try server.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
-            // Last: removing a decoder forwards the bytes it holds (asynchronously, in order).
+            // Last: removing a decoder (on the upstream side, `UpstreamHandler`, which parses the
+            // responses) forwards the bytes it holds, in order.
             let decoders = [
                 clientOps.removeHandler(context: try clientOps.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)),
-                serverOps.removeHandler(
-                    context: try serverOps.context(handlerType: ByteToMessageHandler<UpstreamResponseDecoder>.self)),
+                serverOps.removeHandler(context: try serverOps.context(handlerType: UpstreamHandler.self)),
             ]
             EventLoopFuture.whenAllComplete(decoders, on: client.eventLoop).assumeIsolated().whenSuccess { results in
                 for case .failure(let error) in results {
@@ -66,19 +66,6 @@ enum TunnelSplice {
             client.close(promise: nil)
             server.close(promise: nil)
         }
-    }
-
-    /// Removes the handler of type `type` if the pipeline has one; its removal is synchronous.
-    private static func remove<Handler: RemovableChannelHandler>(
-        _ type: Handler.Type, from pipeline: ChannelPipeline.SynchronousOperations
-    ) throws {
-        let context: ChannelHandlerContext
-        do {
-            context = try pipeline.context(handlerType: type)
-        } catch ChannelPipelineError.notFound {
-            return
-        }
-        pipeline.removeHandler(context: context, promise: nil)
     }
 }
 

@@ -120,9 +120,8 @@ final class UpstreamConnectionPool {
                             NIOSSLClientHandler(context: sslContext, serverHostname: ClientTLS.serverName(for: endpoint.host)))
                     }
                     // No request encoder: request heads are written as bytes (`ForwardHead`).
-                    let decoder = UpstreamResponseDecoder(leftOverBytesStrategy: dedicated ? .forwardBytes : .dropBytes)
-                    try sync.addHandler(ByteToMessageHandler(decoder))
-                    try sync.addHandler(UpstreamHandler(endpoint: endpoint, pooled: !dedicated, responseDecoder: decoder))
+                    // No response decoder either: `UpstreamHandler` parses the responses.
+                    try sync.addHandler(UpstreamHandler(endpoint: endpoint, pooled: !dedicated))
                 }
             }
         bootstrap.connect(host: endpoint.host, port: endpoint.port).assumeIsolated().whenComplete { result in

@@ -4,7 +4,7 @@ import NIOTLS
 
 /// What an upstream connection reports to the downstream connection that leased it.
 protocol UpstreamHandlerDelegate: AnyObject {
-    func upstreamReceived(_ part: HTTPClientResponsePart)
+    func upstreamReceived(_ part: UpstreamResponsePart)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
     func upstreamClosed(error: (any Error)?)
@@ -14,9 +14,10 @@ protocol UpstreamHandlerDelegate: AnyObject {
 
 /// The client end of one upstream connection. Leased to one downstream exchange at a time; idle
 /// in its pool otherwise. Reads are gated on the downstream's writability, so a slow client
-/// slows the upstream instead of filling memory.
+/// slows the upstream instead of filling memory. It parses the responses itself
+/// (`UpstreamResponseParser`): there is no HTTP decoder in front of it.
 final class UpstreamHandler: ChannelDuplexHandler, BatchFlushable {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -44,15 +45,17 @@ final class UpstreamHandler: ChannelDuplexHandler, BatchFlushable {
     }
 
     private var handshake: Handshake
-    /// The response decoder in front of this handler, told about every request written.
-    private let responseDecoder: UpstreamResponseDecoder
+    /// Told about every request written; reads the responses.
+    private var parser = UpstreamResponseParser()
+    /// Bytes read but not parsed yet: the start of a head or chunk-size line that the next read
+    /// completes, or (after a `101`) the tunnel's first bytes.
+    private var unparsed: ByteBuffer?
     /// The request being written sends its body in chunked coding.
     private var chunked = false
 
-    init(endpoint: Upstream.Endpoint, pooled: Bool = true, responseDecoder: UpstreamResponseDecoder) {
+    init(endpoint: Upstream.Endpoint, pooled: Bool = true) {
         self.endpoint = endpoint
         self.pooled = pooled
-        self.responseDecoder = responseDecoder
         self.handshake = endpoint.tls ? .inProgress(waiter: nil, timer: nil) : .notNeeded
     }
 
@@ -64,18 +67,56 @@ final class UpstreamHandler: ChannelDuplexHandler, BatchFlushable {
         self.context = context
     }
 
+    /// Leaving the pipeline for a tunnel (`TunnelSplice`): the bytes after the `101` go on to it.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        if self.parser.isUpgraded, let bytes = self.unparsed, bytes.readableBytes > 0 {
+            self.unparsed = nil
+            context.fireChannelRead(NIOAny(bytes))
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = Self.unwrapInboundIn(data)
-        guard let delegate = self.delegate else {
-            // Nothing is owed on an idle connection: the upstream broke framing. Drop it.
-            context.close(promise: nil)
+        var buffer = Self.unwrapInboundIn(data)
+        if var earlier = self.unparsed {
+            self.unparsed = nil
+            earlier.writeBuffer(&buffer)
+            buffer = earlier
+        }
+        guard !self.parser.isUpgraded else {
+            self.unparsed = buffer  // the tunnel's, once it is set up
             return
         }
-        delegate.upstreamReceived(part)
+        while true {
+            let part: UpstreamResponsePart?
+            do {
+                part = try self.parser.next(&buffer)
+            } catch {
+                self.refuse(error, context: context)
+                return
+            }
+            guard let part else { break }
+            guard let delegate = self.delegate else {
+                // Nothing is owed on an idle connection: the upstream broke framing. Drop it.
+                context.close(promise: nil)
+                return
+            }
+            if self.parser.isUpgraded {
+                self.unparsed = buffer  // before the `.end`, which starts the tunnel
+                delegate.upstreamReceived(part)
+                return
+            }
+            delegate.upstreamReceived(part)
+            if self.context == nil { return }
+        }
+        if buffer.readableBytes > 0 { self.unparsed = buffer }
+    }
+
+    /// The upstream's bytes are not a response the gateway accepts: end the exchange as for a
+    /// broken connection (502, or the client cut off mid-response) and close.
+    private func refuse(_ error: UpstreamResponseError, context: ChannelHandlerContext) {
+        self.unparsed = nil
+        self.errorCaught(context: context, error: error)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -93,6 +134,17 @@ final class UpstreamHandler: ChannelDuplexHandler, BatchFlushable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A body that runs until the close ends here.
+        do {
+            if let part = try self.parser.finish(unread: self.unparsed?.readableBytes ?? 0) {
+                self.delegate?.upstreamReceived(part)
+            }
+        } catch {
+            let delegate = self.delegate
+            self.delegate = nil
+            delegate?.upstreamClosed(error: error)
+        }
+        self.unparsed = nil
         self.finishHandshake(.failure(ChannelError.eof))
         if self.isIdle { self.pool?.remove(self) }
         let delegate = self.delegate
@@ -157,7 +209,7 @@ final class UpstreamHandler: ChannelDuplexHandler, BatchFlushable {
     func writeHead(_ head: ForwardHead) {
         guard let context = self.context else { return }
         self.chunked = head.chunked
-        self.responseDecoder.expectResponse(to: head.method)
+        self.parser.expectResponse(to: head.method)
         context.write(Self.wrapOutboundOut(head.bytes), promise: nil)
     }
 

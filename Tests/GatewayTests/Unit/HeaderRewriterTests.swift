@@ -165,10 +165,10 @@ struct HeaderRewriterTests {
     }
 
     @Test("Response heads lose hop-by-hop headers and take the client's version")
-    func responseHead() {
+    func responseHead() throws {
         var upstream = HTTPResponseHead(version: .http1_1, status: .ok)
         upstream.headers = ["Connection": "close, X-Internal", "X-Internal": "1", "Keep-Alive": "x", "Content-Length": "2"]
-        let (head, close) = HeaderRewriter.responseHead(upstream, requestVersion: .http1_1, requestKeepAlive: true)
+        let (head, close) = try #require(HeaderRewriter.responseHead(upstream, requestVersion: .http1_1, requestKeepAlive: true))
         #expect(!close)
         #expect(!head.headers.contains(name: "x-internal"))
         #expect(!head.headers.contains(name: "keep-alive"))
@@ -177,7 +177,7 @@ struct HeaderRewriterTests {
 
         var chunked = HTTPResponseHead(version: .http1_1, status: .ok)
         chunked.headers = ["Transfer-Encoding": "chunked"]
-        let old = HeaderRewriter.responseHead(chunked, requestVersion: .http1_0, requestKeepAlive: true)
+        let old = try #require(HeaderRewriter.responseHead(chunked, requestVersion: .http1_0, requestKeepAlive: true))
         #expect(old.close)  // HTTP/1.0 without a length: the body ends at close
         #expect(old.head.version == .http1_0)
         #expect(!old.head.headers.contains(name: "transfer-encoding"))
@@ -189,9 +189,14 @@ struct HeaderRewriterTests {
         requestID: (name: String, value: String)? = nil
     ) -> (text: String, close: Bool, framing: ResponseBodyFraming) {
         var buffer = ByteBuffer()
-        let (close, framing) = HeaderRewriter.writeResponseHead(
-            upstream, requestMethod: method, requestVersion: version, requestKeepAlive: keepAlive, requestID: requestID,
-            into: &buffer)
+        guard
+            let (close, framing) = HeaderRewriter.writeResponseHead(
+                upstream, requestMethod: method, requestVersion: version, requestKeepAlive: keepAlive, requestID: requestID,
+                into: &buffer)
+        else {
+            Issue.record("the parser refused \(upstream)")
+            return ("", true, .none)
+        }
         return (String(buffer: buffer), close, framing)
     }
 

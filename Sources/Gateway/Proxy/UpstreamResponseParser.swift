@@ -1,0 +1,727 @@
+import NIOCore
+import NIOHTTP1
+
+/// One piece of an upstream's response, as `UpstreamResponseParser` delivers it.
+public enum UpstreamResponsePart {
+    /// The status line and header block.
+    case head(UpstreamResponseHead)
+    /// A piece of the body, its transfer coding removed (chunk sizes and extensions are gone).
+    case body(ByteBuffer)
+    /// The end of the response, with the trailer fields of a chunked body if it had any.
+    case end(HTTPHeaders?)
+}
+
+/// An upstream response head kept as the bytes it arrived in: the header block is validated
+/// once by the parser and then copied line by line by the rewriter, with no `String` per name
+/// and value (`typed` builds NIO's head, for the rare paths that want one).
+public struct UpstreamResponseHead {
+    public var version: HTTPVersion
+    public var status: HTTPResponseStatus
+    /// Whether the upstream connection can carry another request after this response: its
+    /// version and `Connection` allow it, and the body is not delimited by the connection's close.
+    public var keepAlive: Bool
+    /// The `Content-Length` value, when the head has one.
+    public var contentLength: Int?
+    /// The body comes in chunked coding.
+    public var chunked: Bool
+    /// A `Connection` header lists a token other than `close` or `keep-alive` (it may name
+    /// headers to drop: the rewriter then looks at the tokens).
+    public var connectionHasOtherTokens: Bool
+    /// The header block as received, without the status line and the empty line that ends it:
+    /// each field is `name ":" OWS value OWS CRLF`, checked against RFC 9112's grammar.
+    public var fields: ByteBuffer
+
+    /// Calls `body` with the name and the value (without surrounding whitespace) of each field,
+    /// and the whole line with its CRLF, in order.
+    public func forEachField(
+        _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ line: UnsafeRawBufferPointer) -> Void
+    ) {
+        self.fields.withUnsafeReadableBytes { bytes in
+            var start = 0
+            while start < bytes.count {
+                let field = HTTPFieldLine.split(bytes, from: start)
+                body(
+                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon]),
+                    UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]),
+                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.next]))
+                start = field.next
+            }
+        }
+    }
+
+    /// The values of the fields named `name` (ASCII case-insensitive).
+    public func values(_ name: String) -> [String] {
+        var found: [String] = []
+        let wanted = Array(name.lowercased().utf8)
+        self.forEachField { fieldName, value, _ in
+            if HTTPFieldLine.equalsIgnoringCase(fieldName, wanted) { found.append(String(decoding: value, as: UTF8.self)) }
+        }
+        return found
+    }
+
+    /// The head at the start of `bytes` as the parser reads it for a request with
+    /// `requestMethod`, or nil when it refuses it (tests and the typed rewriter).
+    public static func parsing(_ bytes: ByteBuffer, requestMethod: HTTPMethod) -> UpstreamResponseHead? {
+        var bytes = bytes
+        var parser = UpstreamResponseParser()
+        parser.expectResponse(to: requestMethod)
+        guard case .head(let head)? = try? parser.next(&bytes) else { return nil }
+        return head
+    }
+
+    /// NIO's typed head with the same fields (a `String` for each name and value).
+    public var typed: HTTPResponseHead {
+        var headers = HTTPHeaders()
+        self.forEachField { name, value, _ in
+            headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+        }
+        return HTTPResponseHead(version: self.version, status: self.status, headers: headers)
+    }
+}
+
+/// Why an upstream's bytes are not an acceptable HTTP/1.1 response. The gateway answers 502 (or
+/// cuts the client off mid-response) and closes the upstream connection.
+public struct UpstreamResponseError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+
+    init(_ description: String) {
+        self.description = "upstream response: " + description
+    }
+}
+
+/// Parses the responses of one upstream connection (HTTP/1.0 and 1.1, RFC 9112), in order,
+/// without I/O: bytes in, `UpstreamResponsePart`s out. It replaces NIO's llhttp-based decoder
+/// on upstream connections, to keep each head as its bytes instead of `String`s, and it is
+/// stricter than llhttp on purpose; it refuses:
+///
+/// - anything but `HTTP/1.0` or `HTTP/1.1`, a status outside 100–599, and control characters
+///   in the reason phrase;
+/// - a line that does not end in CRLF (a bare LF or a bare CR), a field name that is not a
+///   token or has whitespace before the colon, control characters in a value, and obsolete line
+///   folding (RFC 9112 §5.2 lets a gateway answer it with 502);
+/// - more than one `Content-Length`, one that is not all digits, any `Transfer-Encoding` but a
+///   single `chunked`, and `Transfer-Encoding` beside `Content-Length` (§6.3: the request
+///   smuggling cases);
+/// - a head (or a trailer section) over `maximumHeadBytes`, a chunk-size line over
+///   `maximumChunkLineBytes` or with a malformed size or extension, chunk data not followed by
+///   CRLF;
+/// - `Content-Length` or `Transfer-Encoding` in a trailer section;
+/// - bytes that answer no request (`expectResponse` was not called) or that follow a response
+///   that closes the connection, and a connection that ends inside a head or a delimited body.
+///
+/// Interim responses (1xx but 101) are read and dropped, as NIO's decoder did for the gateway.
+/// A `101`, or a 2xx to `CONNECT`, ends HTTP on the connection: the parser delivers its head and
+/// end, and leaves every later byte unread, for a tunnel.
+public struct UpstreamResponseParser {
+    public static let maximumHeadBytes = 64 * 1024
+    public static let maximumChunkLineBytes = 4 * 1024
+
+    private enum State {
+        /// Waiting for a status line (or inside a head whose end has not arrived).
+        case head
+        /// `remaining` bytes of a `Content-Length` body to come.
+        case fixed(remaining: Int)
+        /// At a chunk-size line.
+        case chunkSize
+        /// Inside a chunk's data.
+        case chunkData(remaining: Int)
+        /// The CRLF after a chunk's data.
+        case chunkDataEnd
+        /// The trailer section after the last chunk.
+        case trailers
+        /// A body that ends when the connection does.
+        case untilClose
+        /// The response is complete; its `.end` is next, then `next`.
+        case ending(next: Next)
+        /// After a `101` or a 2xx to `CONNECT`: the bytes are not HTTP any more.
+        case upgraded
+        /// After a response that closes the connection: any byte is an error (as for llhttp).
+        case closed
+        /// A refused response: nothing more is parsed on this connection.
+        case failed
+    }
+
+    private enum Next {
+        case head, upgraded, closed
+    }
+
+    private var state = State.head
+    /// Whether the connection stays open after the response being read.
+    private var keepAlive = true
+    /// The methods of the requests written and not yet answered, oldest first.
+    private var expected: CircularBuffer<HTTPMethod>
+    /// How many bytes at the front of the unread input are known not to finish the current head,
+    /// trailer section or chunk-size line (the input is searched only once, however it is split).
+    private var scanned = 0
+
+    public init() {
+        self.expected = CircularBuffer(initialCapacity: 2)
+    }
+
+    /// A request with `method` was written: its response comes after those already expected.
+    public mutating func expectResponse(to method: HTTPMethod) {
+        self.expected.append(method)
+    }
+
+    /// Whether the connection switched protocols: the bytes after the `101` head are a tunnel's.
+    public var isUpgraded: Bool {
+        if case .upgraded = self.state { return true }
+        return false
+    }
+
+    /// The next part from the unread bytes of `buffer`, which it consumes. Nil when the bytes do
+    /// not finish a part: call again with the same unread bytes and what arrives after them.
+    public mutating func next(_ buffer: inout ByteBuffer) throws(UpstreamResponseError) -> UpstreamResponsePart? {
+        do {
+            return try self.step(&buffer)
+        } catch {
+            self.state = .failed
+            throw error
+        }
+    }
+
+    /// The connection ended; `unread` bytes were left unparsed. Returns the end of a body that
+    /// runs until the close, nil when the connection ended between responses (or after an
+    /// upgrade), and throws when it ended inside a response.
+    public mutating func finish(unread: Int) throws(UpstreamResponseError) -> UpstreamResponsePart? {
+        switch self.state {
+        case .untilClose:
+            self.state = .head
+            return .end(nil)
+        case .head where unread == 0:
+            if !self.expected.isEmpty { throw UpstreamResponseError("the connection closed before a response") }
+            return nil
+        case .upgraded, .failed, .closed:
+            return nil
+        case .ending(let next):
+            self.state = Self.state(after: next)
+            return .end(nil)
+        case .head, .fixed, .chunkSize, .chunkData, .chunkDataEnd, .trailers:
+            self.state = .failed
+            throw UpstreamResponseError("the connection closed inside a response")
+        }
+    }
+
+    private mutating func step(_ buffer: inout ByteBuffer) throws(UpstreamResponseError) -> UpstreamResponsePart? {
+        switch self.state {
+        case .head:
+            guard buffer.readableBytes > 0 else { return nil }
+            guard let method = self.expected.first else {
+                throw UpstreamResponseError("bytes that answer no request")
+            }
+            guard let head = try self.parseHead(&buffer, requestMethod: method) else { return nil }
+            if head.status.code < 200 && head.status != .switchingProtocols {
+                // Interim (100 Continue, 103 Early Hints): dropped, the final response follows,
+                // unless this one closed the connection.
+                if !head.keepAlive { self.state = .closed }
+                return try self.step(&buffer)
+            }
+            self.expected.removeFirst()
+            return .head(head)
+        case .fixed(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let count = min(remaining, buffer.readableBytes)
+            self.state = count == remaining ? .ending(next: self.afterBody) : .fixed(remaining: remaining - count)
+            return .body(buffer.readSlice(length: count)!)
+        case .untilClose:
+            guard buffer.readableBytes > 0 else { return nil }
+            return .body(buffer.readSlice(length: buffer.readableBytes)!)
+        case .chunkSize:
+            guard let size = try self.parseChunkSize(&buffer) else { return nil }
+            self.state = size == 0 ? .trailers : .chunkData(remaining: size)
+            return try self.step(&buffer)
+        case .chunkData(let remaining):
+            guard buffer.readableBytes > 0 else { return nil }
+            let count = min(remaining, buffer.readableBytes)
+            self.state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
+            return .body(buffer.readSlice(length: count)!)
+        case .chunkDataEnd:
+            guard buffer.readableBytes >= 2 else {
+                if buffer.readableBytes == 1, buffer.readableBytesView.first != UInt8(ascii: "\r") {
+                    throw UpstreamResponseError("chunk data not followed by CRLF")
+                }
+                return nil
+            }
+            guard buffer.readInteger(as: UInt16.self) == 0x0D0A else {
+                throw UpstreamResponseError("chunk data not followed by CRLF")
+            }
+            self.state = .chunkSize
+            return try self.step(&buffer)
+        case .trailers:
+            guard let trailers = try self.parseTrailers(&buffer) else { return nil }
+            self.state = Self.state(after: self.afterBody)
+            return .end(trailers)
+        case .ending(let next):
+            self.state = Self.state(after: next)
+            return .end(nil)
+        case .upgraded:
+            return nil
+        case .closed:
+            guard buffer.readableBytes == 0 else {
+                throw UpstreamResponseError("bytes after a response that closed the connection")
+            }
+            return nil
+        case .failed:
+            throw UpstreamResponseError("a refused response came before")
+        }
+    }
+
+    /// What follows the end of the current response's body.
+    private var afterBody: Next { self.keepAlive ? .head : .closed }
+
+    private static func state(after next: Next) -> State {
+        switch next {
+        case .head: .head
+        case .upgraded: .upgraded
+        case .closed: .closed
+        }
+    }
+
+    // MARK: Head
+
+    /// Finds the end of a head (or trailer section) in the unread bytes: the offset just past
+    /// its empty line, or nil when it has not arrived. Every LF must follow a CR.
+    private mutating func findEmptyLine(_ buffer: ByteBuffer, limit: Int, what: String) throws(UpstreamResponseError)
+        -> Int?
+    {
+        let found: Int?? = buffer.withUnsafeReadableBytes { bytes in
+            var index = max(self.scanned, 0)
+            while index < bytes.count {
+                if bytes[index] == UInt8(ascii: "\n") {
+                    guard index > 0, bytes[index - 1] == UInt8(ascii: "\r") else { return .some(nil) }
+                    // An empty line: the head's first line, or CRLF CRLF.
+                    if index == 1 || (index >= 3 && bytes[index - 2] == UInt8(ascii: "\n")) { return index + 1 }
+                }
+                index += 1
+            }
+            return nil
+        }
+        switch found {
+        case .some(.some(let end)):
+            guard end <= limit else { throw UpstreamResponseError("\(what) over \(limit) bytes") }
+            self.scanned = 0
+            return end
+        case .some(.none):
+            throw UpstreamResponseError("a line in the \(what) ends in a bare LF")
+        case .none:
+            guard buffer.readableBytes <= limit else { throw UpstreamResponseError("\(what) over \(limit) bytes") }
+            // Keep the last byte unscanned: it may be the CR of a CRLF split by the read.
+            self.scanned = max(buffer.readableBytes - 1, 0)
+            return nil
+        }
+    }
+
+    private mutating func parseHead(_ buffer: inout ByteBuffer, requestMethod: HTTPMethod) throws(UpstreamResponseError)
+        -> UpstreamResponseHead?
+    {
+        guard let end = try self.findEmptyLine(buffer, limit: Self.maximumHeadBytes, what: "head") else { return nil }
+        let parsed: Result<ParsedHead, UpstreamResponseError> = buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(UpstreamResponseError) in try ParsedHead(UnsafeRawBufferPointer(rebasing: bytes[..<end])) }
+        }
+        let head = try parsed.get()
+        let fields = buffer.getSlice(at: buffer.readerIndex + head.fieldsStart, length: end - 2 - head.fieldsStart)!
+        buffer.moveReaderIndex(forwardBy: end)
+
+        let status = HTTPResponseStatus(statusCode: head.status)
+        var keepAlive = head.version == .http1_1 ? !head.connectionClose : head.connectionKeepAlive && !head.connectionClose
+        if head.status < 200 && head.status != 101 {
+            // Interim: no body; the caller drops it.
+        } else if head.status == 101 || (requestMethod == .CONNECT && head.status < 300) {
+            self.state = .ending(next: .upgraded)
+        } else if requestMethod == .HEAD || head.status == 204 || head.status == 304 {
+            self.state = .ending(next: keepAlive ? .head : .closed)
+        } else if head.chunked {
+            self.state = .chunkSize
+        } else if let length = head.contentLength {
+            self.state = length == 0 ? .ending(next: keepAlive ? .head : .closed) : .fixed(remaining: length)
+        } else {
+            self.state = .untilClose
+            keepAlive = false
+        }
+        self.keepAlive = keepAlive
+        return UpstreamResponseHead(
+            version: head.version, status: status, keepAlive: keepAlive, contentLength: head.contentLength,
+            chunked: head.chunked, connectionHasOtherTokens: head.connectionOther, fields: fields)
+    }
+
+    // MARK: Chunked body
+
+    /// The size on a chunk-size line, consuming the line; nil until the whole line has arrived.
+    /// `chunk-size [ chunk-ext ] CRLF`, with `chunk-ext = *( ";" token [ "=" ( token /
+    /// quoted-string ) ] )` (RFC 9112 §7.1.1 without its optional whitespace); extensions are
+    /// checked and dropped.
+    private mutating func parseChunkSize(_ buffer: inout ByteBuffer) throws(UpstreamResponseError) -> Int? {
+        let result: Result<(size: Int, length: Int)?, UpstreamResponseError> = buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(UpstreamResponseError) in try Self.chunkLine(bytes, from: self.scanned) }
+        }
+        guard let (size, length) = try result.get() else {
+            guard buffer.readableBytes <= Self.maximumChunkLineBytes else {
+                throw UpstreamResponseError("chunk-size line over \(Self.maximumChunkLineBytes) bytes")
+            }
+            self.scanned = max(buffer.readableBytes - 1, 0)
+            return nil
+        }
+        guard length <= Self.maximumChunkLineBytes else {
+            throw UpstreamResponseError("chunk-size line over \(Self.maximumChunkLineBytes) bytes")
+        }
+        self.scanned = 0
+        buffer.moveReaderIndex(forwardBy: length)
+        return size
+    }
+
+    /// Parses a chunk-size line at the start of `bytes`: its size and length with CRLF, or nil if
+    /// no LF has arrived (`scanned` bytes are known to hold none).
+    static func chunkLine(_ bytes: UnsafeRawBufferPointer, from scanned: Int) throws(UpstreamResponseError)
+        -> (size: Int, length: Int)?
+    {
+        var lf = max(scanned, 0)
+        while lf < bytes.count, bytes[lf] != UInt8(ascii: "\n") { lf += 1 }
+        guard lf < bytes.count else { return nil }
+        guard lf > 0, bytes[lf - 1] == UInt8(ascii: "\r") else { throw UpstreamResponseError("chunk-size line ends in a bare LF") }
+        let end = lf - 1  // the CR
+        var index = 0
+        var size = 0
+        while index < end, let digit = HTTPFieldLine.hexValue(bytes[index]) {
+            guard index < 16 else { throw UpstreamResponseError("chunk size over 16 hex digits") }
+            size = size << 4 | digit
+            index += 1
+        }
+        guard index > 0 else { throw UpstreamResponseError("chunk-size line without a size") }
+        guard size <= Int(Int32.max) * 1024 else { throw UpstreamResponseError("chunk size too large") }
+        // Extensions, without whitespace around their parts: llhttp refuses it too (it has a
+        // leniency flag for it), and a gateway should not read a chunk boundary more loosely
+        // than the parsers behind it.
+        while index < end {
+            guard bytes[index] == UInt8(ascii: ";") else { throw UpstreamResponseError("malformed chunk extension") }
+            let name = index + 1
+            index = HTTPFieldLine.skipToken(bytes, name, end)
+            guard index > name else { throw UpstreamResponseError("malformed chunk extension") }
+            guard index < end, bytes[index] == UInt8(ascii: "=") else { continue }
+            index += 1
+            guard index < end else { throw UpstreamResponseError("malformed chunk extension") }
+            if bytes[index] == UInt8(ascii: "\"") {
+                index += 1
+                while true {
+                    guard index < end else { throw UpstreamResponseError("malformed chunk extension") }
+                    let byte = bytes[index]
+                    if byte == UInt8(ascii: "\"") { break }
+                    if byte == UInt8(ascii: "\\") {
+                        index += 1
+                        guard index < end, HTTPFieldLine.isFieldValueByte(bytes[index]) else {
+                            throw UpstreamResponseError("malformed chunk extension")
+                        }
+                    } else if !HTTPFieldLine.isFieldValueByte(byte) {
+                        throw UpstreamResponseError("malformed chunk extension")
+                    }
+                    index += 1
+                }
+                index += 1
+            } else {
+                let value = index
+                index = HTTPFieldLine.skipToken(bytes, index, end)
+                guard index > value else { throw UpstreamResponseError("malformed chunk extension") }
+            }
+        }
+        return (size, lf + 1)
+    }
+
+    /// The trailer section after the last chunk, consuming it: nil until its empty line has
+    /// arrived; `.some(nil)` when it is empty, as it almost always is.
+    private mutating func parseTrailers(_ buffer: inout ByteBuffer) throws(UpstreamResponseError) -> HTTPHeaders?? {
+        guard let end = try self.findEmptyLine(buffer, limit: Self.maximumHeadBytes, what: "trailer section") else {
+            return nil
+        }
+        defer { buffer.moveReaderIndex(forwardBy: end) }
+        if end == 2 { return .some(nil) }
+        let result: Result<HTTPHeaders, UpstreamResponseError> = buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(UpstreamResponseError) in
+                var trailers = HTTPHeaders()
+                var start = 0
+                while start < end - 2 {
+                    let field = try HTTPFieldLine.validate(bytes, from: start)
+                    switch HTTPFieldLine.kind(of: UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon])) {
+                    case .contentLength, .transferEncoding:
+                        // Framing in a trailer (RFC 9110 §6.5.1): llhttp refuses it too.
+                        throw UpstreamResponseError("a framing field in the trailer section")
+                    case .connection, .hopByHop, .other:
+                        break
+                    }
+                    trailers.add(
+                        name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon]), as: UTF8.self),
+                        value: String(
+                            decoding: UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]),
+                            as: UTF8.self))
+                    start = field.next
+                }
+                return trailers
+            }
+        }
+        return .some(try result.get())
+    }
+}
+
+/// What `UpstreamResponseParser` reads from a complete head (status line and fields).
+private struct ParsedHead {
+    var version: HTTPVersion
+    var status: Int
+    var fieldsStart: Int
+    var contentLength: Int?
+    var chunked = false
+    var connectionClose = false
+    var connectionKeepAlive = false
+    var connectionOther = false
+
+    /// `bytes`: the head up to and including its empty line.
+    init(_ bytes: UnsafeRawBufferPointer) throws(UpstreamResponseError) {
+        // status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF; the SP before an
+        // empty reason is optional, as llhttp has it.
+        guard bytes.count >= 14,
+            bytes[0] == UInt8(ascii: "H"), bytes[1] == UInt8(ascii: "T"), bytes[2] == UInt8(ascii: "T"),
+            bytes[3] == UInt8(ascii: "P"), bytes[4] == UInt8(ascii: "/"), bytes[5] == UInt8(ascii: "1"),
+            bytes[6] == UInt8(ascii: "."), bytes[7] == UInt8(ascii: "0") || bytes[7] == UInt8(ascii: "1"),
+            bytes[8] == UInt8(ascii: " ")
+        else { throw UpstreamResponseError("the status line does not start with HTTP/1.0 or HTTP/1.1") }
+        self.version = bytes[7] == UInt8(ascii: "1") ? .http1_1 : .http1_0
+        var status = 0
+        for index in 9..<12 {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { throw UpstreamResponseError("the status code is not three digits") }
+            status = status * 10 + Int(digit)
+        }
+        guard (100...599).contains(status) else { throw UpstreamResponseError("status code \(status) is outside 100-599") }
+        self.status = status
+        var index = 12
+        if bytes[index] == UInt8(ascii: " ") {
+            index += 1
+            while bytes[index] != UInt8(ascii: "\r") {
+                guard HTTPFieldLine.isFieldValueByte(bytes[index]) else {
+                    throw UpstreamResponseError("a control character in the reason phrase")
+                }
+                index += 1
+            }
+        }
+        guard bytes[index] == UInt8(ascii: "\r"), bytes[index + 1] == UInt8(ascii: "\n") else {
+            throw UpstreamResponseError("malformed status line")
+        }
+        index += 2
+        self.fieldsStart = index
+        let fieldsEnd = bytes.count - 2
+        var transferEncodings = 0
+        while index < fieldsEnd {
+            let field = try HTTPFieldLine.validate(bytes, from: index)
+            let name = UnsafeRawBufferPointer(rebasing: bytes[index..<field.colon])
+            let value = UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd])
+            switch HTTPFieldLine.kind(of: name) {
+            case .contentLength:
+                guard self.contentLength == nil else { throw UpstreamResponseError("more than one Content-Length") }
+                self.contentLength = try Self.length(value)
+            case .transferEncoding:
+                transferEncodings += 1
+                guard transferEncodings == 1, HTTPFieldLine.equalsIgnoringCase(value, HTTPFieldLine.chunkedBytes) else {
+                    throw UpstreamResponseError("a Transfer-Encoding other than a single chunked")
+                }
+                self.chunked = true
+            case .connection:
+                self.connectionTokens(value)
+            case .hopByHop, .other:
+                break
+            }
+            index = field.next
+        }
+        if self.chunked {
+            guard self.contentLength == nil else { throw UpstreamResponseError("Content-Length beside Transfer-Encoding") }
+            guard self.version == .http1_1 else { throw UpstreamResponseError("Transfer-Encoding in an HTTP/1.0 response") }
+        }
+    }
+
+    private static func length(_ value: UnsafeRawBufferPointer) throws(UpstreamResponseError) -> Int {
+        guard !value.isEmpty, value.count <= 18 else { throw UpstreamResponseError("a Content-Length that is not a length") }
+        var length = 0
+        for byte in value {
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10 else { throw UpstreamResponseError("a Content-Length that is not a length") }
+            length = length * 10 + Int(digit)
+        }
+        return length
+    }
+
+    private mutating func connectionTokens(_ value: UnsafeRawBufferPointer) {
+        var start = 0
+        while start <= value.count {
+            var end = start
+            while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
+            let tokenStart = HTTPFieldLine.skipBlanks(value, start, end)
+            var tokenEnd = end
+            while tokenEnd > tokenStart, value[tokenEnd - 1] == UInt8(ascii: " ") || value[tokenEnd - 1] == UInt8(ascii: "\t") {
+                tokenEnd -= 1
+            }
+            let token = UnsafeRawBufferPointer(rebasing: value[tokenStart..<tokenEnd])
+            if HTTPFieldLine.equalsIgnoringCase(token, HTTPFieldLine.closeBytes) {
+                self.connectionClose = true
+            } else if HTTPFieldLine.equalsIgnoringCase(token, HTTPFieldLine.keepAliveBytes) {
+                self.connectionKeepAlive = true
+            } else if !token.isEmpty {
+                self.connectionOther = true
+            }
+            start = end + 1
+        }
+    }
+}
+
+/// Header field lines as bytes (RFC 9110 §5, RFC 9112 §5), for `UpstreamResponseParser` and the
+/// response rewriter.
+enum HTTPFieldLine {
+    /// Where the parts of a field line starting at `start` are: the colon, the value without
+    /// surrounding whitespace, and the start of the next line.
+    struct Split {
+        var colon: Int
+        var valueStart: Int
+        var valueEnd: Int
+        var next: Int
+    }
+
+    /// Checks the field line at `start` (`field-name ":" OWS field-value OWS CRLF`): the name a
+    /// token, the value visible characters, spaces, tabs and obs-text; a line starting with
+    /// whitespace is obsolete folding.
+    static func validate(_ bytes: UnsafeRawBufferPointer, from start: Int) throws(UpstreamResponseError) -> Split {
+        var index = start
+        while index < bytes.count, Self.isTokenByte(bytes[index]) { index += 1 }
+        guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
+            if index == start, index < bytes.count, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") {
+                throw UpstreamResponseError("obsolete line folding in a header")
+            }
+            throw UpstreamResponseError("a header name that is not a token, or without a colon")
+        }
+        guard index > start else { throw UpstreamResponseError("a header with an empty name") }
+        let colon = index
+        index = Self.skipBlanks(bytes, index + 1, bytes.count)
+        let valueStart = index
+        var valueEnd = index
+        while index < bytes.count, bytes[index] != UInt8(ascii: "\r") {
+            let byte = bytes[index]
+            guard Self.isFieldValueByte(byte) else { throw UpstreamResponseError("a control character in a header value") }
+            index += 1
+            if byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") { valueEnd = index }
+        }
+        guard index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "\n") else {
+            throw UpstreamResponseError("a header line that does not end in CRLF")
+        }
+        return Split(colon: colon, valueStart: valueStart, valueEnd: valueEnd, next: index + 2)
+    }
+
+    /// The same split of a line `validate` accepted before.
+    static func split(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Split {
+        var index = start
+        while bytes[index] != UInt8(ascii: ":") { index += 1 }
+        let colon = index
+        index = Self.skipBlanks(bytes, index + 1, bytes.count)
+        let valueStart = index
+        var valueEnd = index
+        while bytes[index] != UInt8(ascii: "\r") {
+            let byte = bytes[index]
+            index += 1
+            if byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") { valueEnd = index }
+        }
+        return Split(colon: colon, valueStart: valueStart, valueEnd: valueEnd, next: index + 2)
+    }
+
+    enum Kind {
+        case contentLength, transferEncoding, connection, hopByHop, other
+    }
+
+    /// The framing and hop-by-hop fields (`HeaderRules.hopByHop`), by name.
+    static func kind(of name: UnsafeRawBufferPointer) -> Kind {
+        switch name.count {
+        case 2: return Self.equalsIgnoringCase(name, Self.teBytes) ? .hopByHop : .other
+        case 7:
+            return Self.equalsIgnoringCase(name, Self.trailerBytes) || Self.equalsIgnoringCase(name, Self.upgradeBytes)
+                ? .hopByHop : .other
+        case 10:
+            if Self.equalsIgnoringCase(name, Self.connectionBytes) { return .connection }
+            return Self.equalsIgnoringCase(name, Self.keepAliveBytes) ? .hopByHop : .other
+        case 14: return Self.equalsIgnoringCase(name, Self.contentLengthBytes) ? .contentLength : .other
+        case 16: return Self.equalsIgnoringCase(name, Self.proxyConnectionBytes) ? .hopByHop : .other
+        case 17: return Self.equalsIgnoringCase(name, Self.transferEncodingBytes) ? .transferEncoding : .other
+        case 18: return Self.equalsIgnoringCase(name, Self.proxyAuthenticateBytes) ? .hopByHop : .other
+        case 19: return Self.equalsIgnoringCase(name, Self.proxyAuthorizationBytes) ? .hopByHop : .other
+        default: return .other
+        }
+    }
+
+    static let teBytes = Array("te".utf8)
+    static let trailerBytes = Array("trailer".utf8)
+    static let upgradeBytes = Array("upgrade".utf8)
+    static let connectionBytes = Array("connection".utf8)
+    static let keepAliveBytes = Array("keep-alive".utf8)
+    static let contentLengthBytes = Array("content-length".utf8)
+    static let proxyConnectionBytes = Array("proxy-connection".utf8)
+    static let transferEncodingBytes = Array("transfer-encoding".utf8)
+    static let proxyAuthenticateBytes = Array("proxy-authenticate".utf8)
+    static let proxyAuthorizationBytes = Array("proxy-authorization".utf8)
+    static let chunkedBytes = Array("chunked".utf8)
+    static let closeBytes = Array("close".utf8)
+
+    /// ASCII case-insensitive equality with `lowercase` (lowercase letters, digits and `-`).
+    /// Folding with 0x20 is exact here: the only other byte it maps onto a lowercase letter is
+    /// that letter's capital, and onto `-` only CR, which `bytes` never holds where this is used.
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: [UInt8]) -> Bool {
+        guard bytes.count == lowercase.count else { return false }
+        for index in 0..<bytes.count where bytes[index] | 0x20 != lowercase[index] {
+            return false
+        }
+        return true
+    }
+
+    /// ASCII case-insensitive equality of two byte strings (only letters fold).
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ other: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count == other.count else { return false }
+        for index in 0..<bytes.count where bytes[index] != other[index] {
+            let folded = bytes[index] | 0x20
+            guard folded == other[index] | 0x20, folded >= UInt8(ascii: "a"), folded <= UInt8(ascii: "z") else {
+                return false
+            }
+        }
+        return true
+    }
+
+    static func skipBlanks(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int {
+        var index = start
+        while index < end, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") { index += 1 }
+        return index
+    }
+
+    static func skipToken(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int {
+        var index = start
+        while index < end, Self.isTokenByte(bytes[index]) { index += 1 }
+        return index
+    }
+
+    static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+
+    /// `tchar` (RFC 9110 §5.6.2).
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        Self.tokenTable[Int(byte)]
+    }
+
+    /// A byte of a field value or reason phrase: VCHAR, SP, HTAB or obs-text.
+    static func isFieldValueByte(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "\t") || (byte >= 0x20 && byte != 0x7F)
+    }
+
+    private static let tokenTable: [Bool] = (0..<256).map { value in
+        let byte = UInt8(value)
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}
