@@ -331,11 +331,18 @@ public enum HeaderRewriter {
         if upstream.connectionHasOtherTokens {
             for value in upstream.values("connection") { Self.connectionTokens(value, into: &named) }
         }
+        let mayHaveBody = Self.mayHaveBody(upstream.status)
+        // The received `Content-Length` line goes on as it came when the response may have a body
+        // (the parser checked it is the only one, all digits, and not beside chunked coding).
+        let keepLength = mayHaveBody && upstream.contentLength != nil
         var idName = requestID?.name ?? ""
         idName.withUTF8 { idName in
             upstream.forEachField { name, _, line in
                 switch HTTPFieldLine.kind(of: name) {
-                case .contentLength, .transferEncoding, .connection, .hopByHop:
+                case .contentLength:
+                    if keepLength { buffer.writeBytes(line) }
+                    return
+                case .transferEncoding, .connection, .upgrade, .hopByHop:
                     return  // framing is the gateway's own; hop-by-hop fields end here
                 case .other:
                     break
@@ -349,30 +356,30 @@ public enum HeaderRewriter {
             }
         }
         if let requestID { buffer.writeHeaderLine(requestID.name, requestID.value) }
+        let isHead: Bool
+        if case .HEAD = requestMethod { isHead = true } else { isHead = false }
         var close = !requestKeepAlive
         let framing: ResponseBodyFraming
-        if !Self.mayHaveBody(upstream.status) {
+        if !mayHaveBody {
             framing = .none
-        } else if let contentLength = upstream.contentLength, !upstream.chunked {
-            buffer.writeStaticString("Content-Length: ")
-            buffer.writeString(String(contentLength))
-            buffer.writeStaticString("\r\n")
-            framing = requestMethod == .HEAD ? .none : .asIs
+        } else if keepLength {
+            framing = isHead ? .none : .asIs
         } else if requestVersion == .http1_1 {
             // The upstream's body had no length (it came chunked, or ends at its close): chunk it.
             buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
-            framing = requestMethod == .HEAD ? .none : .chunked
+            framing = isHead ? .none : .chunked
         } else {
             // HTTP/1.0 has no chunked coding: without a length, the body ends when we close.
             close = true
-            framing = requestMethod == .HEAD ? .none : .asIs
+            framing = isHead ? .none : .asIs
         }
         if close {
-            buffer.writeStaticString("Connection: close\r\n")
+            buffer.writeStaticString("Connection: close\r\n\r\n")
         } else if requestVersion == .http1_0 {
-            buffer.writeStaticString("Connection: keep-alive\r\n")
+            buffer.writeStaticString("Connection: keep-alive\r\n\r\n")
+        } else {
+            buffer.writeStaticString("\r\n")
         }
-        buffer.writeStaticString("\r\n")
         return (close, framing)
     }
 

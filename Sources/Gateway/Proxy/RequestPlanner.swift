@@ -150,6 +150,13 @@ public final class RequestPlanner: Sendable {
             // the head declares it, and would take the body for the next request.
             return .respond(.badRequest("a TRACE request cannot have content"), reason: "bad_framing")
         }
+        if head.method == .CONNECT {
+            // CONNECT asks a forward proxy for a tunnel (its target is authority-form, RFC 9112
+            // §3.2.3): nothing a reverse proxy forwards. Its parser sees it as an upgrade too.
+            var response = LocalResponse.badRequest("CONNECT is not supported: authgate is a reverse proxy")
+            response.close = true
+            return .respond(response, reason: "bad_method")
+        }
 
         // 2. Target.
         if head.uri.utf8.count > self.config.limits.maxHeaderBytes {

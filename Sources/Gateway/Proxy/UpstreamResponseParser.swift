@@ -1,6 +1,14 @@
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One piece of an upstream's response, as `UpstreamResponseParser` delivers it.
 public enum UpstreamResponsePart {
     /// The status line and header block.
@@ -105,13 +113,15 @@ public struct UpstreamResponseError: Error, CustomStringConvertible, Equatable {
 /// - a head (or a trailer section) over `maximumHeadBytes`, a chunk-size line over
 ///   `maximumChunkLineBytes` or with a malformed size or extension, chunk data not followed by
 ///   CRLF;
-/// - `Content-Length` or `Transfer-Encoding` in a trailer section;
+/// - `Content-Length`, `Transfer-Encoding`, `Connection` or another hop-by-hop field in a
+///   trailer section, and a `101` without `Upgrade` and `Connection: upgrade`;
 /// - bytes that answer no request (`expectResponse` was not called) or that follow a response
 ///   that closes the connection, and a connection that ends inside a head or a delimited body.
 ///
 /// Interim responses (1xx but 101) are read and dropped, as NIO's decoder did for the gateway.
 /// A `101`, or a 2xx to `CONNECT`, ends HTTP on the connection: the parser delivers its head and
-/// end, and leaves every later byte unread, for a tunnel.
+/// end, and leaves every later byte unread, for a tunnel. Other responses to `CONNECT` have no
+/// body, as llhttp reads them (the gateway refuses `CONNECT` requests, so never sends one).
 public struct UpstreamResponseParser {
     public static let maximumHeadBytes = 64 * 1024
     public static let maximumChunkLineBytes = 4 * 1024
@@ -285,14 +295,15 @@ public struct UpstreamResponseParser {
         -> Int?
     {
         let found: Int?? = buffer.withUnsafeReadableBytes { bytes in
+            guard let base = bytes.baseAddress else { return nil }
             var index = max(self.scanned, 0)
-            while index < bytes.count {
-                if bytes[index] == UInt8(ascii: "\n") {
-                    guard index > 0, bytes[index - 1] == UInt8(ascii: "\r") else { return .some(nil) }
-                    // An empty line: the head's first line, or CRLF CRLF.
-                    if index == 1 || (index >= 3 && bytes[index - 2] == UInt8(ascii: "\n")) { return index + 1 }
-                }
-                index += 1
+            // From LF to LF with memchr: a head has about one per 30 bytes.
+            while index < bytes.count, let hit = memchr(base + index, 0x0A, bytes.count - index) {
+                let lf = base.distance(to: UnsafeRawPointer(hit))
+                guard lf > 0, bytes[lf - 1] == UInt8(ascii: "\r") else { return .some(nil) }
+                // An empty line: the head's first line, or CRLF CRLF.
+                if lf == 1 || (lf >= 3 && bytes[lf - 2] == UInt8(ascii: "\n")) { return lf + 1 }
+                index = lf + 1
             }
             return nil
         }
@@ -326,9 +337,17 @@ public struct UpstreamResponseParser {
         var keepAlive = head.version == .http1_1 ? !head.connectionClose : head.connectionKeepAlive && !head.connectionClose
         if head.status < 200 && head.status != 101 {
             // Interim: no body; the caller drops it.
-        } else if head.status == 101 || (requestMethod == .CONNECT && head.status < 300) {
+        } else if head.status == 101 {
+            // RFC 9110 §7.8: a 101 names the protocol in Upgrade, and Upgrade in Connection
+            // (llhttp switches only then, and would go on reading HTTP otherwise).
+            guard head.upgrade && head.connectionUpgrade else {
+                throw UpstreamResponseError("a 101 without Upgrade and Connection: upgrade")
+            }
             self.state = .ending(next: .upgraded)
-        } else if requestMethod == .HEAD || head.status == 204 || head.status == 304 {
+        } else if requestMethod == .CONNECT && head.status < 300 {
+            self.state = .ending(next: .upgraded)
+        } else if requestMethod == .HEAD || requestMethod == .CONNECT || head.status == 204 || head.status == 304 {
+            // No body. For a refused CONNECT, as llhttp reads it: the gateway never sends one.
             self.state = .ending(next: keepAlive ? .head : .closed)
         } else if head.chunked {
             self.state = .chunkSize
@@ -443,7 +462,11 @@ public struct UpstreamResponseParser {
                     case .contentLength, .transferEncoding:
                         // Framing in a trailer (RFC 9110 §6.5.1): llhttp refuses it too.
                         throw UpstreamResponseError("a framing field in the trailer section")
-                    case .connection, .hopByHop, .other:
+                    case .connection, .hopByHop, .upgrade:
+                        // Connection control has no meaning there (llhttp would act on a
+                        // `Connection: close` it finds in a trailer).
+                        throw UpstreamResponseError("a hop-by-hop field in the trailer section")
+                    case .other:
                         break
                     }
                     trailers.add(
@@ -469,7 +492,9 @@ private struct ParsedHead {
     var chunked = false
     var connectionClose = false
     var connectionKeepAlive = false
+    var connectionUpgrade = false
     var connectionOther = false
+    var upgrade = false
 
     /// `bytes`: the head up to and including its empty line.
     init(_ bytes: UnsafeRawBufferPointer) throws(UpstreamResponseError) {
@@ -523,6 +548,8 @@ private struct ParsedHead {
                 self.chunked = true
             case .connection:
                 self.connectionTokens(value)
+            case .upgrade:
+                self.upgrade = true
             case .hopByHop, .other:
                 break
             }
@@ -560,6 +587,8 @@ private struct ParsedHead {
                 self.connectionClose = true
             } else if HTTPFieldLine.equalsIgnoringCase(token, HTTPFieldLine.keepAliveBytes) {
                 self.connectionKeepAlive = true
+            } else if HTTPFieldLine.equalsIgnoringCase(token, HTTPFieldLine.upgradeBytes) {
+                self.connectionUpgrade = true  // hop-by-hop anyway: names nothing to drop
             } else if !token.isEmpty {
                 self.connectionOther = true
             }
@@ -596,15 +625,24 @@ enum HTTPFieldLine {
         let colon = index
         index = Self.skipBlanks(bytes, index + 1, bytes.count)
         let valueStart = index
-        var valueEnd = index
-        while index < bytes.count, bytes[index] != UInt8(ascii: "\r") {
+        // Up to the first control character, which must be the CR of the line's CRLF (HTAB is
+        // the one allowed inside).
+        while index < bytes.count {
             let byte = bytes[index]
-            guard Self.isFieldValueByte(byte) else { throw UpstreamResponseError("a control character in a header value") }
+            if byte < 0x20 || byte == 0x7F {
+                guard byte == UInt8(ascii: "\t") else { break }
+            }
             index += 1
-            if byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") { valueEnd = index }
         }
-        guard index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "\n") else {
+        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\r") else {
+            throw UpstreamResponseError("a control character in a header value")
+        }
+        guard bytes[index + 1] == UInt8(ascii: "\n") else {
             throw UpstreamResponseError("a header line that does not end in CRLF")
+        }
+        var valueEnd = index
+        while valueEnd > valueStart, bytes[valueEnd - 1] == UInt8(ascii: " ") || bytes[valueEnd - 1] == UInt8(ascii: "\t") {
+            valueEnd -= 1
         }
         return Split(colon: colon, valueStart: valueStart, valueEnd: valueEnd, next: index + 2)
     }
@@ -616,17 +654,16 @@ enum HTTPFieldLine {
         let colon = index
         index = Self.skipBlanks(bytes, index + 1, bytes.count)
         let valueStart = index
+        while bytes[index] != UInt8(ascii: "\r") { index += 1 }
         var valueEnd = index
-        while bytes[index] != UInt8(ascii: "\r") {
-            let byte = bytes[index]
-            index += 1
-            if byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") { valueEnd = index }
+        while valueEnd > valueStart, bytes[valueEnd - 1] == UInt8(ascii: " ") || bytes[valueEnd - 1] == UInt8(ascii: "\t") {
+            valueEnd -= 1
         }
         return Split(colon: colon, valueStart: valueStart, valueEnd: valueEnd, next: index + 2)
     }
 
     enum Kind {
-        case contentLength, transferEncoding, connection, hopByHop, other
+        case contentLength, transferEncoding, connection, upgrade, hopByHop, other
     }
 
     /// The framing and hop-by-hop fields (`HeaderRules.hopByHop`), by name.
@@ -634,8 +671,8 @@ enum HTTPFieldLine {
         switch name.count {
         case 2: return Self.equalsIgnoringCase(name, Self.teBytes) ? .hopByHop : .other
         case 7:
-            return Self.equalsIgnoringCase(name, Self.trailerBytes) || Self.equalsIgnoringCase(name, Self.upgradeBytes)
-                ? .hopByHop : .other
+            if Self.equalsIgnoringCase(name, Self.upgradeBytes) { return .upgrade }
+            return Self.equalsIgnoringCase(name, Self.trailerBytes) ? .hopByHop : .other
         case 10:
             if Self.equalsIgnoringCase(name, Self.connectionBytes) { return .connection }
             return Self.equalsIgnoringCase(name, Self.keepAliveBytes) ? .hopByHop : .other
@@ -705,23 +742,20 @@ enum HTTPFieldLine {
         }
     }
 
-    /// `tchar` (RFC 9110 §5.6.2).
+    /// `tchar` (RFC 9110 §5.6.2): a bit test in two constant masks, for bytes 0–63 and 64–127
+    /// (`tokenMasksMatchTheGrammar` in the tests checks every byte against the grammar).
+    @inline(__always)
     static func isTokenByte(_ byte: UInt8) -> Bool {
-        Self.tokenTable[Int(byte)]
+        if byte < 64 { return (Self.tokenMaskLow >> UInt64(byte)) & 1 == 1 }
+        if byte < 128 { return (Self.tokenMaskHigh >> UInt64(byte - 64)) & 1 == 1 }
+        return false
     }
+
+    static let tokenMaskLow: UInt64 = 0x03FF_6CFA_0000_0000
+    static let tokenMaskHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE
 
     /// A byte of a field value or reason phrase: VCHAR, SP, HTAB or obs-text.
     static func isFieldValueByte(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: "\t") || (byte >= 0x20 && byte != 0x7F)
-    }
-
-    private static let tokenTable: [Bool] = (0..<256).map { value in
-        let byte = UInt8(value)
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
     }
 }

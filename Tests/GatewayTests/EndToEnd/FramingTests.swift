@@ -307,7 +307,8 @@ extension EndToEnd {
 
         @Test("garbage and non-origin-form targets: 400",
               arguments: ["GARBAGE\r\n\r\n", "GET http://evil.test/x HTTP/1.1\r\nHost: evil.test\r\n\r\n",
-                          "GET x HTTP/1.1\r\nHost: a\r\n\r\n", "GET /x HTTP/1.1\r\nHost: a\r\nBad Header: y\r\n\r\n"])
+                          "GET x HTTP/1.1\r\nHost: a\r\n\r\n", "GET /x HTTP/1.1\r\nHost: a\r\nBad Header: y\r\n\r\n",
+                          "CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"])
         func malformed(_ raw: String) async throws {
             try await self.expectRejected(raw, status: 400)
         }

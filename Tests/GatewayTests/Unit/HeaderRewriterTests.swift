@@ -206,7 +206,9 @@ struct HeaderRewriterTests {
             version: .http1_1, status: .ok,
             headers: ["Content-Type": "text/plain", "Connection": "keep-alive", "X-Request-Id": "spoofed", "Content-Length": "2"])
         let plain = self.written(withLength, requestID: ("X-Request-Id", "abc"))
-        #expect(plain.text == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Request-Id: abc\r\nContent-Length: 2\r\n\r\n")
+        // The upstream's lines in their order (its Content-Length line as it came), the
+        // upstream's request id replaced by the gateway's.
+        #expect(plain.text == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nX-Request-Id: abc\r\n\r\n")
         #expect(!plain.close)
         #expect(plain.framing == .asIs)
 
@@ -267,7 +269,7 @@ struct HeaderRewriterTests {
             version: .http1_1, status: .ok,
             headers: ["X-Internal": "secret", "Content-Length": "0", "connection": "X-Internal", "X-Other": "1"])
         let response = self.written(upstream)
-        #expect(response.text == "HTTP/1.1 200 OK\r\nX-Other: 1\r\nContent-Length: 0\r\n\r\n")
+        #expect(response.text == "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Other: 1\r\n\r\n")
     }
 
     @Test("Case-insensitive header name comparison: ASCII letters only, any string kind")

@@ -45,6 +45,19 @@ struct RequestPlannerTests {
             TestSupport.claims([("role", .string(role)), ("iat", .number(String(Int(now)))), ("exp", .number(String(Int(now + 60))))]))
     }
 
+    @Test("CONNECT is refused with 400 and close, whatever its target: a reverse proxy tunnels nothing")
+    func connect() {
+        for uri in ["/healthz", "/api/x", "gw:443"] {
+            let plan = self.plan(self.head(uri, method: .CONNECT))
+            #expect(self.status(plan) == 400, "CONNECT \(uri)")
+            if case .respond(let response, let reason) = plan {
+                #expect(response.close)
+                #expect(reason == "bad_method")
+            }
+        }
+        #expect(self.status(self.plan(self.head("/healthz"))) == nil)  // the same target with GET is forwarded
+    }
+
     @Test("Conflicting or unknown framing is refused with 400 and close")
     func framing() {
         let cases: [[(String, String)]] = [

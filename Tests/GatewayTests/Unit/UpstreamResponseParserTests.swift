@@ -225,6 +225,10 @@ struct UpstreamResponseParserTests {
         ("HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", "closed the connection"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 0\r\n\r\n", "framing field in the trailer"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\ntransfer-encoding: chunked\r\n\r\n", "framing field in the trailer"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nConnection: close\r\n\r\n", "hop-by-hop field in the trailer"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nKeep-Alive: 5\r\n\r\n", "hop-by-hop field in the trailer"),
+        ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", "a 101 without Upgrade"),
+        ("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n", "a 101 without Upgrade"),
     ]
 
     @Test("Refused: what llhttp refuses, and the framing and grammar cases it lets through", arguments: refused)
@@ -261,6 +265,19 @@ struct UpstreamResponseParserTests {
         #expect(Self.parse("HTTP/1.1 200 OK\r\nContent-").error?.contains("inside a response") == true)
         #expect(Self.parse("").error?.contains("before a response") == true)
         #expect(Self.parse("", methods: []).error == nil)  // an idle connection closing
+    }
+
+    @Test("The token masks hold exactly RFC 9110's tchar, and field values exclude exactly the controls but HTAB")
+    func tokenMasksMatchTheGrammar() {
+        let specials = Set("!#$%&'*+-.^_`|~".utf8)
+        for value in 0...255 {
+            let byte = UInt8(value)
+            let isAlphaNumeric =
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            #expect(HTTPFieldLine.isTokenByte(byte) == (isAlphaNumeric || specials.contains(byte)), "byte \(value)")
+            #expect(HTTPFieldLine.isFieldValueByte(byte) == (byte == 9 || (byte >= 32 && byte != 127)), "byte \(value)")
+        }
     }
 
     @Test("Keep-alive follows the version and Connection; other Connection tokens are flagged for the rewriter")
