@@ -723,12 +723,26 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         guard case .proxying(let exchange) = self.state, let context = self.context else { return }
         exchange.connection = nil
         exchange.responseDeadline = nil
+        // The upstream answered with bytes the parser refuses: not a closed connection to retry on.
+        let invalid = error as? UpstreamResponseError
+        if let invalid {
+            self.settings.logger.warning(
+                "upstream sent an invalid response",
+                metadata: ["upstream": "\(exchange.plan.upstream)", "error": "\(invalid)"])
+            self.resources.metrics.countUpstreamError(upstream: "\(exchange.plan.upstream)", kind: "invalid_response")
+        }
         if exchange.responseHeadSent {
             // Mid-response: there is no way to signal the failure but to cut the client off too.
-            self.resources.metrics.countUpstreamError(upstream: "\(exchange.plan.upstream)", kind: "closed")
-            self.trace?.reason = "upstream_closed_mid_response"
+            if invalid == nil {
+                self.resources.metrics.countUpstreamError(upstream: "\(exchange.plan.upstream)", kind: "closed")
+            }
+            self.trace?.reason = invalid == nil ? "upstream_closed_mid_response" : "upstream_invalid_response"
             self.state = .closing
             self.closeConnection(context)
+            return
+        }
+        if invalid != nil {
+            self.fail(exchange, with: .badGateway, reason: "upstream_invalid_response", context: context)
             return
         }
         // A reused keep-alive connection may have been closed by the upstream just as we sent on

@@ -132,7 +132,9 @@ extension EndToEnd {
             let upstream = try await ScriptedUpstream.start { Self.script($0) }
             do {
                 try await withGateway(config: { _ in
-                    ConfigJSON.make(routes: [#"{"path_prefix": "/", "upstream": "\#(upstream.url)", "auth": "none"}"#])
+                    ConfigJSON.make(
+                        routes: [#"{"path_prefix": "/", "upstream": "\#(upstream.url)", "auth": "none"}"#],
+                        extra: [#""admin_listen": "127.0.0.1:0""#])
                 }) { env in try await body(env) }
             } catch {
                 await upstream.stop()
@@ -150,6 +152,11 @@ extension EndToEnd {
                 let response = try await client.readResponse()
                 #expect(response.status == 502, "\(path): \(response)")
                 #expect(try response.json()["error"]?.stringValue == "bad_gateway")
+                // Counted as what it is, and answered once: not retried as a closed connection.
+                let metrics = try ParsedMetrics(try await adminGet(env, "/metrics").text)
+                let errors = metrics.samples.filter { $0.key.hasPrefix("authgate_upstream_errors_total{") }
+                #expect(errors.filter { $0.key.hasSuffix(#"kind="invalid_response"}"#) }.values.reduce(0, +) == 1, "\(errors)")
+                #expect(errors.filter { $0.key.hasSuffix(#"kind="closed"}"#) }.isEmpty, "\(errors)")
                 try await client.send(httpRequest("GET", "/ok"))
                 let next = try await client.readResponse()
                 #expect(next.status == 200, "\(next)")
