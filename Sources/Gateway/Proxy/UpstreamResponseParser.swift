@@ -215,19 +215,25 @@ public struct UpstreamResponseParser {
     private mutating func step(_ buffer: inout ByteBuffer) throws(UpstreamResponseError) -> UpstreamResponsePart? {
         switch self.state {
         case .head:
-            guard buffer.readableBytes > 0 else { return nil }
-            guard let method = self.expected.first else {
-                throw UpstreamResponseError("bytes that answer no request")
+            // A loop, not a recursion: one read may hold thousands of interim heads.
+            while buffer.readableBytes > 0 {
+                guard let method = self.expected.first else {
+                    throw UpstreamResponseError("bytes that answer no request")
+                }
+                guard let head = try self.parseHead(&buffer, requestMethod: method) else { return nil }
+                if head.status.code < 200 && head.status != .switchingProtocols {
+                    // Interim (100 Continue, 103 Early Hints): dropped, the final response
+                    // follows, unless this one closed the connection.
+                    guard head.keepAlive else {
+                        self.state = .closed
+                        return try self.step(&buffer)
+                    }
+                    continue
+                }
+                self.expected.removeFirst()
+                return .head(head)
             }
-            guard let head = try self.parseHead(&buffer, requestMethod: method) else { return nil }
-            if head.status.code < 200 && head.status != .switchingProtocols {
-                // Interim (100 Continue, 103 Early Hints): dropped, the final response follows,
-                // unless this one closed the connection.
-                if !head.keepAlive { self.state = .closed }
-                return try self.step(&buffer)
-            }
-            self.expected.removeFirst()
-            return .head(head)
+            return nil
         case .fixed(let remaining):
             guard buffer.readableBytes > 0 else { return nil }
             let count = min(remaining, buffer.readableBytes)

@@ -148,6 +148,15 @@ struct UpstreamResponseParserTests {
         #expect(outcome.responses.map(\.keepAlive) == [true, true, true, true, true, false])
     }
 
+    @Test("Thousands of interim responses in one read are dropped without recursing once per head")
+    func manyInterim() {
+        let flood = String(repeating: "HTTP/1.1 100 Continue\r\n\r\n", count: 100_000)
+        let outcome = Self.parse(flood + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", methods: [.POST])
+        #expect(outcome.error == nil)
+        #expect(outcome.responses.map(\.status) == [200])
+        #expect(outcome.responses.first?.body == Array("ok".utf8))
+    }
+
     @Test("Every split of the input gives the same parts as the whole", arguments: [
         nginx, chunked, pipelined,
         "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nokHTTP/1.0 200 OK\r\n\r\nrest",
