@@ -151,7 +151,7 @@ public enum HeaderRewriter {
             buffer.writeStaticString("\r\n")
         case .chunked:
             buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
-        case .none where method == .POST || method == .PUT || method == .PATCH:
+        case .none where method.usuallyHasContent:
             // Methods whose requests normally have content: say "none" rather than leave the
             // upstream to infer it.
             buffer.writeStaticString("Content-Length: 0\r\n")
@@ -356,8 +356,7 @@ public enum HeaderRewriter {
             }
         }
         if let requestID { buffer.writeHeaderLine(requestID.name, requestID.value) }
-        let isHead: Bool
-        if case .HEAD = requestMethod { isHead = true } else { isHead = false }
+        let isHead = requestMethod.isHEAD
         var close = !requestKeepAlive
         let framing: ResponseBodyFraming
         if !mayHaveBody {

@@ -145,12 +145,12 @@ public final class RequestPlanner: Sendable {
         // connection cannot carry another request: answer this one, then close.
         let upgrade = summary.upgrade
         let bodyExpected = framing != .none && framing != .contentLength(0) || upgrade
-        if head.method == .TRACE, framing != .none, framing != .contentLength(0) {
+        if head.method.isTRACE, framing != .none, framing != .contentLength(0) {
             // RFC 9110 §9.3.8: a TRACE request has no content. Some servers read none even when
             // the head declares it, and would take the body for the next request.
             return .respond(.badRequest("a TRACE request cannot have content"), reason: "bad_framing")
         }
-        if head.method == .CONNECT {
+        if head.method.isCONNECT {
             // CONNECT asks a forward proxy for a tunnel (its target is authority-form, RFC 9112
             // §3.2.3): nothing a reverse proxy forwards. Its parser sees it as an upgrade too.
             var response = LocalResponse.badRequest("CONNECT is not supported: authgate is a reverse proxy")

@@ -350,9 +350,9 @@ public struct UpstreamResponseParser {
                 throw UpstreamResponseError("a 101 without Upgrade and Connection: upgrade")
             }
             self.state = .ending(next: .upgraded)
-        } else if requestMethod == .CONNECT && head.status < 300 {
+        } else if requestMethod.isCONNECT && head.status < 300 {
             self.state = .ending(next: .upgraded)
-        } else if requestMethod == .HEAD || requestMethod == .CONNECT || head.status == 204 || head.status == 304 {
+        } else if requestMethod.isHEAD || requestMethod.isCONNECT || head.status == 204 || head.status == 304 {
             // No body. For a refused CONNECT, as llhttp reads it: the gateway never sends one.
             self.state = .ending(next: keepAlive ? .head : .closed)
         } else if head.chunked {
@@ -691,18 +691,19 @@ enum HTTPFieldLine {
         }
     }
 
-    static let teBytes = Array("te".utf8)
-    static let trailerBytes = Array("trailer".utf8)
-    static let upgradeBytes = Array("upgrade".utf8)
-    static let connectionBytes = Array("connection".utf8)
-    static let keepAliveBytes = Array("keep-alive".utf8)
-    static let contentLengthBytes = Array("content-length".utf8)
-    static let proxyConnectionBytes = Array("proxy-connection".utf8)
-    static let transferEncodingBytes = Array("transfer-encoding".utf8)
-    static let proxyAuthenticateBytes = Array("proxy-authenticate".utf8)
-    static let proxyAuthorizationBytes = Array("proxy-authorization".utf8)
-    static let chunkedBytes = Array("chunked".utf8)
-    static let closeBytes = Array("close".utf8)
+    // Computed, not stored: a stored global array is reached through `swift_once` on every use.
+    static var teBytes: StaticString { "te" }
+    static var trailerBytes: StaticString { "trailer" }
+    static var upgradeBytes: StaticString { "upgrade" }
+    static var connectionBytes: StaticString { "connection" }
+    static var keepAliveBytes: StaticString { "keep-alive" }
+    static var contentLengthBytes: StaticString { "content-length" }
+    static var proxyConnectionBytes: StaticString { "proxy-connection" }
+    static var transferEncodingBytes: StaticString { "transfer-encoding" }
+    static var proxyAuthenticateBytes: StaticString { "proxy-authenticate" }
+    static var proxyAuthorizationBytes: StaticString { "proxy-authorization" }
+    static var chunkedBytes: StaticString { "chunked" }
+    static var closeBytes: StaticString { "close" }
 
     /// ASCII case-insensitive equality with `lowercase` (lowercase letters, digits and `-`).
     /// Folding with 0x20 is exact here: the only other byte it maps onto a lowercase letter is
@@ -710,6 +711,17 @@ enum HTTPFieldLine {
     static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: [UInt8]) -> Bool {
         guard bytes.count == lowercase.count else { return false }
         for index in 0..<bytes.count where bytes[index] | 0x20 != lowercase[index] {
+            return false
+        }
+        return true
+    }
+
+    /// The same for a literal.
+    @inline(__always)
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        let literal = lowercase.utf8Start
+        for index in 0..<bytes.count where bytes[index] | 0x20 != literal[index] {
             return false
         }
         return true
@@ -763,5 +775,31 @@ enum HTTPFieldLine {
     /// A byte of a field value or reason phrase: VCHAR, SP, HTAB or obs-text.
     static func isFieldValueByte(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: "\t") || (byte >= 0x20 && byte != 0x7F)
+    }
+}
+
+extension HTTPMethod {
+    // Tag checks: `==` on `HTTPMethod` compares the methods' raw value strings.
+    var isHEAD: Bool {
+        if case .HEAD = self { return true }
+        return false
+    }
+
+    var isCONNECT: Bool {
+        if case .CONNECT = self { return true }
+        return false
+    }
+
+    var isTRACE: Bool {
+        if case .TRACE = self { return true }
+        return false
+    }
+
+    /// POST, PUT or PATCH: the methods whose requests normally have content.
+    var usuallyHasContent: Bool {
+        switch self {
+        case .POST, .PUT, .PATCH: return true
+        default: return false
+        }
     }
 }
