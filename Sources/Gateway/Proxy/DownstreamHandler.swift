@@ -1008,8 +1008,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
 
     /// Records the finished request in the metrics and the access log.
     private func finishTrace() {
-        guard let trace = self.trace else { return }
-        self.trace = nil
+        // Moved out, not copied (a copy retains, and later releases, each of its strings).
+        guard let trace = self.trace.take() else { return }
         let metrics = self.resources.metrics
         let route = trace.routeLabel
         metrics.countRequest(route: route, status: trace.status, decision: trace.decision, reason: trace.reason ?? "")

@@ -146,6 +146,27 @@ struct MetricsTests {
         #expect(loop.snapshot.requests == [ok: 6, denied: 3])
     }
 
+    @Test("Upstream latencies are exact per route whether routes repeat or alternate, and between snapshots")
+    func upstreamLatencyFold() {
+        let loop = LoopMetrics()
+        func expected(_ values: [Double]) -> LatencyHistogram {
+            var histogram = LatencyHistogram()
+            for value in values { histogram.observe(value) }
+            return histogram
+        }
+        #expect(loop.snapshot.upstreamLatency.isEmpty)
+        loop.observeUpstream(route: "/a", seconds: 0.001)
+        loop.observeUpstream(route: "/a", seconds: 0.2)
+        #expect(loop.snapshot.upstreamLatency == ["/a": expected([0.001, 0.2])])
+        #expect(loop.snapshot.upstreamLatency == ["/a": expected([0.001, 0.2])])  // read twice, counted once
+        loop.observeUpstream(route: "/b", seconds: 3)
+        loop.observeUpstream(route: "/a", seconds: 0.00001)
+        loop.observeUpstream(route: "/b", seconds: 0.04)
+        loop.observeUpstream(route: "/b", seconds: 0.04)
+        #expect(
+            loop.snapshot.upstreamLatency == ["/a": expected([0.001, 0.2, 0.00001]), "/b": expected([3, 0.04, 0.04])])
+    }
+
     @Test("Request counters are labelled by route, status, decision and reason, and labels are escaped")
     func exposition() {
         let loop = LoopMetrics()
