@@ -723,26 +723,23 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         guard case .proxying(let exchange) = self.state, let context = self.context else { return }
         exchange.connection = nil
         exchange.responseDeadline = nil
-        // The upstream answered with bytes the parser refuses: not a closed connection to retry on.
-        let invalid = error as? UpstreamResponseError
-        if let invalid {
+        if let invalid = error as? UpstreamResponseError {
+            // The upstream answered with bytes the parser refuses: not a closed connection to
+            // retry on.
             self.settings.logger.warning(
                 "upstream sent an invalid response",
                 metadata: ["upstream": "\(exchange.plan.upstream)", "error": "\(invalid)"])
             self.resources.metrics.countUpstreamError(upstream: "\(exchange.plan.upstream)", kind: "invalid_response")
-        }
-        if exchange.responseHeadSent {
-            // Mid-response: there is no way to signal the failure but to cut the client off too.
-            if invalid == nil {
-                self.resources.metrics.countUpstreamError(upstream: "\(exchange.plan.upstream)", kind: "closed")
+            if exchange.responseHeadSent {
+                self.cutOff(reason: "upstream_invalid_response", context: context)
+            } else {
+                self.fail(exchange, with: .badGateway, reason: "upstream_invalid_response", context: context)
             }
-            self.trace?.reason = invalid == nil ? "upstream_closed_mid_response" : "upstream_invalid_response"
-            self.state = .closing
-            self.closeConnection(context)
             return
         }
-        if invalid != nil {
-            self.fail(exchange, with: .badGateway, reason: "upstream_invalid_response", context: context)
+        if exchange.responseHeadSent {
+            self.resources.metrics.countUpstreamError(upstream: "\(exchange.plan.upstream)", kind: "closed")
+            self.cutOff(reason: "upstream_closed_mid_response", context: context)
             return
         }
         // A reused keep-alive connection may have been closed by the upstream just as we sent on
@@ -758,6 +755,13 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
             metadata: ["upstream": "\(exchange.plan.upstream)", "error": "\(error.map { "\($0)" } ?? "eof")"])
         self.resources.metrics.countUpstreamError(upstream: "\(exchange.plan.upstream)", kind: "closed")
         self.fail(exchange, with: .badGateway, reason: "upstream_closed", context: context)
+    }
+
+    /// The upstream failed mid-response: there is no way to signal it but to cut the client off too.
+    private func cutOff(reason: String, context: ChannelHandlerContext) {
+        self.trace?.reason = reason
+        self.state = .closing
+        self.closeConnection(context)
     }
 
     private func finishResponse(_ exchange: Exchange, trailers: HTTPHeaders?, context: ChannelHandlerContext) {

@@ -218,11 +218,21 @@ public enum HeaderRewriter {
 
     /// `Content-Length` or `Transfer-Encoding`, compared without allocating.
     static func isFraming(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 14: HeaderRules.equalsIgnoringCase(name, "content-length")
-        case 17: HeaderRules.equalsIgnoringCase(name, "transfer-encoding")
-        default: false
+        switch Self.kind(of: name) {
+        case .contentLength, .transferEncoding: true
+        case .connection, .upgrade, .hopByHop, .other: false
         }
+    }
+
+    /// `HTTPFieldLine.kind(of:)`, the one list of framing and hop-by-hop names, for a `String`.
+    private static func kind(of name: String) -> HTTPFieldLine.Kind {
+        // Most names have none of the list's lengths: no need to reach their bytes.
+        switch name.utf8.count {
+        case 2, 7, 10, 14, 16, 17, 18, 19: break
+        default: return .other
+        }
+        var name = name
+        return name.withUTF8 { HTTPFieldLine.kind(of: UnsafeRawBufferPointer($0)) }
     }
 
     /// The `101 Switching Protocols` head to relay for an upstream's `101`, or nil when the upstream
@@ -246,14 +256,9 @@ public enum HeaderRewriter {
 
     /// One of `HeaderRules.hopByHop`, compared without allocating.
     static func isHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2: HeaderRules.equalsIgnoringCase(name, "te")
-        case 7: HeaderRules.equalsIgnoringCase(name, "trailer") || HeaderRules.equalsIgnoringCase(name, "upgrade")
-        case 10: HeaderRules.equalsIgnoringCase(name, "connection") || HeaderRules.equalsIgnoringCase(name, "keep-alive")
-        case 16: HeaderRules.equalsIgnoringCase(name, "proxy-connection")
-        case 18: HeaderRules.equalsIgnoringCase(name, "proxy-authenticate")
-        case 19: HeaderRules.equalsIgnoringCase(name, "proxy-authorization")
-        default: false
+        switch Self.kind(of: name) {
+        case .connection, .upgrade, .hopByHop: true
+        case .contentLength, .transferEncoding, .other: false
         }
     }
 

@@ -60,9 +60,11 @@ public struct UpstreamResponseHead {
     /// The values of the fields named `name` (ASCII case-insensitive).
     public func values(_ name: String) -> [String] {
         var found: [String] = []
-        let wanted = Array(name.lowercased().utf8)
-        self.forEachField { fieldName, value, _ in
-            if HTTPFieldLine.equalsIgnoringCase(fieldName, wanted) { found.append(String(decoding: value, as: UTF8.self)) }
+        var name = name
+        name.withUTF8 { wanted in
+            self.forEachField { fieldName, value, _ in
+                if HTTPFieldLine.equalsIgnoringCase(fieldName, wanted) { found.append(String(decoding: value, as: UTF8.self)) }
+            }
         }
         return found
     }
@@ -584,10 +586,7 @@ private struct ParsedHead {
             var end = start
             while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
             let tokenStart = HTTPFieldLine.skipBlanks(value, start, end)
-            var tokenEnd = end
-            while tokenEnd > tokenStart, value[tokenEnd - 1] == UInt8(ascii: " ") || value[tokenEnd - 1] == UInt8(ascii: "\t") {
-                tokenEnd -= 1
-            }
+            let tokenEnd = HTTPFieldLine.trimBlanks(value, tokenStart, end)
             let token = UnsafeRawBufferPointer(rebasing: value[tokenStart..<tokenEnd])
             if HTTPFieldLine.equalsIgnoringCase(token, HTTPFieldLine.closeBytes) {
                 self.connectionClose = true
@@ -646,11 +645,7 @@ enum HTTPFieldLine {
         guard bytes[index + 1] == UInt8(ascii: "\n") else {
             throw UpstreamResponseError("a header line that does not end in CRLF")
         }
-        var valueEnd = index
-        while valueEnd > valueStart, bytes[valueEnd - 1] == UInt8(ascii: " ") || bytes[valueEnd - 1] == UInt8(ascii: "\t") {
-            valueEnd -= 1
-        }
-        return Split(colon: colon, valueStart: valueStart, valueEnd: valueEnd, next: index + 2)
+        return Split(colon: colon, valueStart: valueStart, valueEnd: Self.trimBlanks(bytes, valueStart, index), next: index + 2)
     }
 
     /// The same split of a line `validate` accepted before.
@@ -661,11 +656,7 @@ enum HTTPFieldLine {
         index = Self.skipBlanks(bytes, index + 1, bytes.count)
         let valueStart = index
         while bytes[index] != UInt8(ascii: "\r") { index += 1 }
-        var valueEnd = index
-        while valueEnd > valueStart, bytes[valueEnd - 1] == UInt8(ascii: " ") || bytes[valueEnd - 1] == UInt8(ascii: "\t") {
-            valueEnd -= 1
-        }
-        return Split(colon: colon, valueStart: valueStart, valueEnd: valueEnd, next: index + 2)
+        return Split(colon: colon, valueStart: valueStart, valueEnd: Self.trimBlanks(bytes, valueStart, index), next: index + 2)
     }
 
     enum Kind {
@@ -705,24 +696,17 @@ enum HTTPFieldLine {
     static var chunkedBytes: StaticString { "chunked" }
     static var closeBytes: StaticString { "close" }
 
-    /// ASCII case-insensitive equality with `lowercase` (lowercase letters, digits and `-`).
-    /// Folding with 0x20 is exact here: the only other byte it maps onto a lowercase letter is
-    /// that letter's capital, and onto `-` only CR, which `bytes` never holds where this is used.
-    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: [UInt8]) -> Bool {
-        guard bytes.count == lowercase.count else { return false }
-        for index in 0..<bytes.count where bytes[index] | 0x20 != lowercase[index] {
-            return false
-        }
-        return true
-    }
-
-    /// The same for a literal.
+    /// ASCII case-insensitive equality with a lowercase literal (letters, digits and "-"; the
+    /// header names and tokens of this file): a letter of `bytes` may be its
+    /// capital, every other byte must be the literal's own (folding those with 0x20 would take a
+    /// CR for `-`).
     @inline(__always)
     static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
         guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
         let literal = lowercase.utf8Start
-        for index in 0..<bytes.count where bytes[index] | 0x20 != literal[index] {
-            return false
+        for index in 0..<bytes.count where bytes[index] != literal[index] {
+            // The literal's bytes are lowercase letters and "-": only a letter (>= "a") folds.
+            guard literal[index] >= UInt8(ascii: "a"), bytes[index] | 0x20 == literal[index] else { return false }
         }
         return true
     }
@@ -742,6 +726,13 @@ enum HTTPFieldLine {
     static func skipBlanks(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int {
         var index = start
         while index < end, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") { index += 1 }
+        return index
+    }
+
+    /// The end of `bytes[start..<end]` without its trailing spaces and tabs.
+    static func trimBlanks(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int {
+        var index = end
+        while index > start, bytes[index - 1] == UInt8(ascii: " ") || bytes[index - 1] == UInt8(ascii: "\t") { index -= 1 }
         return index
     }
 

@@ -289,6 +289,26 @@ struct UpstreamResponseParserTests {
         }
     }
 
+    @Test("One list of framing and hop-by-hop names serves the parser and both rewriters; letters alone fold")
+    func fieldKinds() {
+        func kind(_ name: String) -> HTTPFieldLine.Kind {
+            var name = name
+            return name.withUTF8 { HTTPFieldLine.kind(of: UnsafeRawBufferPointer($0)) }
+        }
+        for name in HeaderRules.hopByHop {
+            #expect(HeaderRewriter.isHopByHop(name) && HeaderRewriter.isHopByHop(name.uppercased()), "\(name)")
+            #expect(kind(name) != .other && kind(name) != .contentLength && kind(name) != .transferEncoding, "\(name)")
+        }
+        #expect(kind("Content-Length") == .contentLength && kind("TRANSFER-encoding") == .transferEncoding)
+        #expect(HeaderRewriter.isFraming("content-LENGTH") && !HeaderRewriter.isHopByHop("Content-Length"))
+        #expect(kind("Connection") == .connection && kind("upgrade") == .upgrade)
+        // A CR folded with 0x20 would read as "-"; "_" is not "-" either.
+        for near in ["content\rlength", "content_length", "keep\ralive", "x-te", "tf", "connectiom"] {
+            #expect(kind(near) == .other, "\(near.debugDescription)")
+            #expect(!HeaderRewriter.isHopByHop(near) && !HeaderRewriter.isFraming(near), "\(near.debugDescription)")
+        }
+    }
+
     @Test("Keep-alive follows the version and Connection; other Connection tokens are flagged for the rewriter")
     func keepAlive() throws {
         func head(_ text: String) throws -> UpstreamResponseHead {
