@@ -33,39 +33,19 @@ struct UpstreamResponseParserTests {
     }
 
     /// Feeds `pieces` one after another, keeping unread bytes for the next, as `UpstreamHandler`
-    /// does, then ends the input if `close`.
+    /// does, then ends the input if `close` (the differential test's runner, flattened here).
     static func parse(_ pieces: [[UInt8]], methods: [HTTPMethod] = [.GET], close: Bool = true) -> Outcome {
-        var parser = UpstreamResponseParser()
-        for method in methods { parser.expectResponse(to: method) }
-        var outcome = Outcome()
-        var buffer = ByteBuffer()
-        func take(_ part: UpstreamResponsePart) {
-            switch part {
-            case .head(let head):
-                var headers: [String] = []
-                head.forEachField { name, value, _ in
-                    headers.append(String(decoding: name, as: UTF8.self) + ": " + String(decoding: value, as: UTF8.self))
-                }
-                outcome.responses.append(
-                    Response(status: Int(head.status.code), version: head.version, keepAlive: head.keepAlive, headers: headers))
-            case .body(let bytes):
-                outcome.responses[outcome.responses.count - 1].body += Array(bytes.readableBytesView)
-            case .end(let trailers):
-                outcome.responses[outcome.responses.count - 1].trailers = trailers.map { $0.map { "\($0.name): \($0.value)" } }
-                outcome.responses[outcome.responses.count - 1].ended = true
-            }
-        }
-        do {
-            for piece in pieces {
-                buffer.writeBytes(piece)
-                while let part = try parser.next(&buffer) { take(part) }
-            }
-            if close, let part = try parser.finish(unread: buffer.readableBytes) { take(part) }
-        } catch {
-            outcome.error = error.description
-        }
-        outcome.unread = Array(buffer.readableBytesView)
-        return outcome
+        let input = Array(pieces.joined())
+        let ours = UpstreamResponseParserDifferentialTests.ours(
+            input, methods: methods, pieces: pieces.map(\.count), close: close)
+        return Outcome(
+            responses: ours.responses.map { response in
+                Response(
+                    status: Int(response.status), version: response.version, keepAlive: response.keepAlive,
+                    headers: response.fields.map { "\($0.name): \($0.value)" }, body: response.body,
+                    trailers: response.trailers.map { $0.map { "\($0.name): \($0.value)" } }, ended: response.ended)
+            },
+            error: ours.error, unread: ours.error == nil ? Array(input[ours.consumed...]) : [])
     }
 
     static func parse(_ text: String, methods: [HTTPMethod] = [.GET], close: Bool = true) -> Outcome {
