@@ -1,14 +1,6 @@
 import NIOCore
 import NIOHTTP1
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// One piece of an upstream's response, as `UpstreamResponseParser` delivers it.
 public enum UpstreamResponsePart {
     /// The status line and header block.
@@ -81,11 +73,7 @@ public struct UpstreamResponseHead {
 
     /// NIO's typed head with the same fields (a `String` for each name and value).
     public var typed: HTTPResponseHead {
-        var headers = HTTPHeaders()
-        self.forEachField { name, value, _ in
-            headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
-        }
-        return HTTPResponseHead(version: self.version, status: self.status, headers: headers)
+        HTTPResponseHead(version: self.version, status: self.status, headers: HTTPFieldLine.headers(of: self.fields))
     }
 }
 
@@ -113,7 +101,7 @@ public struct UpstreamResponseError: Error, CustomStringConvertible, Equatable {
 ///   single `chunked`, and `Transfer-Encoding` beside `Content-Length` (§6.3: the request
 ///   smuggling cases);
 /// - a head (or a trailer section) over `maximumHeadBytes`, a chunk-size line over
-///   `maximumChunkLineBytes` or with a malformed size or extension, chunk data not followed by
+///   `HTTPBodyReader.maximumChunkLineBytes` or with a malformed size or extension, chunk data not followed by
 ///   CRLF;
 /// - `Content-Length`, `Transfer-Encoding`, `Connection` or another hop-by-hop field in a
 ///   trailer section, and a `101` without `Upgrade` and `Connection: upgrade`;
@@ -126,23 +114,12 @@ public struct UpstreamResponseError: Error, CustomStringConvertible, Equatable {
 /// body, as llhttp reads them (the gateway refuses `CONNECT` requests, so never sends one).
 public struct UpstreamResponseParser {
     public static let maximumHeadBytes = 64 * 1024
-    public static let maximumChunkLineBytes = 4 * 1024
 
     private enum State {
         /// Waiting for a status line (or inside a head whose end has not arrived).
         case head
-        /// `remaining` bytes of a `Content-Length` body to come.
-        case fixed(remaining: Int)
-        /// At a chunk-size line.
-        case chunkSize
-        /// Inside a chunk's data.
-        case chunkData(remaining: Int)
-        /// The CRLF after a chunk's data.
-        case chunkDataEnd
-        /// The trailer section after the last chunk.
-        case trailers
-        /// A body that ends when the connection does.
-        case untilClose
+        /// Inside the body (`body`).
+        case body
         /// The response is complete; its `.end` is next, then `next`.
         case ending(next: Next)
         /// After a `101` or a 2xx to `CONNECT`: the bytes are not HTTP any more.
@@ -158,13 +135,12 @@ public struct UpstreamResponseParser {
     }
 
     private var state = State.head
+    private var body = HTTPBodyReader(.contentLength(0), trailerLimit: 0)
+    private var scanner = HTTPHeadScanner()
     /// Whether the connection stays open after the response being read.
     private var keepAlive = true
     /// The methods of the requests written and not yet answered, oldest first.
     private var expected: CircularBuffer<HTTPMethod>
-    /// How many bytes at the front of the unread input are known not to finish the current head,
-    /// trailer section or chunk-size line (the input is searched only once, however it is split).
-    private var scanned = 0
 
     public init() {
         self.expected = CircularBuffer(initialCapacity: 2)
@@ -197,7 +173,7 @@ public struct UpstreamResponseParser {
     /// upgrade), and throws when it ended inside a response.
     public mutating func finish(unread: Int) throws(UpstreamResponseError) -> UpstreamResponsePart? {
         switch self.state {
-        case .untilClose:
+        case .body where self.body.isUntilClose:
             self.state = .head
             return .end(nil)
         case .head where unread == 0:
@@ -208,7 +184,7 @@ public struct UpstreamResponseParser {
         case .ending(let next):
             self.state = Self.state(after: next)
             return .end(nil)
-        case .head, .fixed, .chunkSize, .chunkData, .chunkDataEnd, .trailers:
+        case .head, .body:
             self.state = .failed
             throw UpstreamResponseError("the connection closed inside a response")
         }
@@ -236,39 +212,20 @@ public struct UpstreamResponseParser {
                 return .head(head)
             }
             return nil
-        case .fixed(let remaining):
-            guard buffer.readableBytes > 0 else { return nil }
-            let count = min(remaining, buffer.readableBytes)
-            self.state = count == remaining ? .ending(next: self.afterBody) : .fixed(remaining: remaining - count)
-            return .body(buffer.readSlice(length: count)!)
-        case .untilClose:
-            guard buffer.readableBytes > 0 else { return nil }
-            return .body(buffer.readSlice(length: buffer.readableBytes)!)
-        case .chunkSize:
-            guard let size = try self.parseChunkSize(&buffer) else { return nil }
-            self.state = size == 0 ? .trailers : .chunkData(remaining: size)
-            return try self.step(&buffer)
-        case .chunkData(let remaining):
-            guard buffer.readableBytes > 0 else { return nil }
-            let count = min(remaining, buffer.readableBytes)
-            self.state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
-            return .body(buffer.readSlice(length: count)!)
-        case .chunkDataEnd:
-            guard buffer.readableBytes >= 2 else {
-                if buffer.readableBytes == 1, buffer.readableBytesView.first != UInt8(ascii: "\r") {
-                    throw UpstreamResponseError("chunk data not followed by CRLF")
-                }
-                return nil
+        case .body:
+            let event: HTTPBodyReader.Event?
+            do {
+                event = try self.body.next(&buffer)
+            } catch {
+                throw UpstreamResponseError(error.reason)
             }
-            guard buffer.readInteger(as: UInt16.self) == 0x0D0A else {
-                throw UpstreamResponseError("chunk data not followed by CRLF")
+            switch event {
+            case .body(let piece): return .body(piece)
+            case .end(let trailers):
+                self.state = Self.state(after: self.afterBody)
+                return .end(trailers.map(HTTPFieldLine.headers(of:)))
+            case nil: return nil
             }
-            self.state = .chunkSize
-            return try self.step(&buffer)
-        case .trailers:
-            guard let trailers = try self.parseTrailers(&buffer) else { return nil }
-            self.state = Self.state(after: self.afterBody)
-            return .end(trailers)
         case .ending(let next):
             self.state = Self.state(after: next)
             return .end(nil)
@@ -297,43 +254,16 @@ public struct UpstreamResponseParser {
 
     // MARK: Head
 
-    /// Finds the end of a head (or trailer section) in the unread bytes: the offset just past
-    /// its empty line, or nil when it has not arrived. Every LF must follow a CR.
-    private mutating func findEmptyLine(_ buffer: ByteBuffer, limit: Int, what: String) throws(UpstreamResponseError)
-        -> Int?
-    {
-        let found: Int?? = buffer.withUnsafeReadableBytes { bytes in
-            guard let base = bytes.baseAddress else { return nil }
-            var index = max(self.scanned, 0)
-            // From LF to LF with memchr: a head has about one per 30 bytes.
-            while index < bytes.count, let hit = memchr(base + index, 0x0A, bytes.count - index) {
-                let lf = base.distance(to: UnsafeRawPointer(hit))
-                guard lf > 0, bytes[lf - 1] == UInt8(ascii: "\r") else { return .some(nil) }
-                // An empty line: the head's first line, or CRLF CRLF.
-                if lf == 1 || (lf >= 3 && bytes[lf - 2] == UInt8(ascii: "\n")) { return lf + 1 }
-                index = lf + 1
-            }
-            return nil
-        }
-        switch found {
-        case .some(.some(let end)):
-            guard end <= limit else { throw UpstreamResponseError("\(what) over \(limit) bytes") }
-            self.scanned = 0
-            return end
-        case .some(.none):
-            throw UpstreamResponseError("a line in the \(what) ends in a bare LF")
-        case .none:
-            guard buffer.readableBytes <= limit else { throw UpstreamResponseError("\(what) over \(limit) bytes") }
-            // Keep the last byte unscanned: it may be the CR of a CRLF split by the read.
-            self.scanned = max(buffer.readableBytes - 1, 0)
-            return nil
-        }
-    }
-
     private mutating func parseHead(_ buffer: inout ByteBuffer, requestMethod: HTTPMethod) throws(UpstreamResponseError)
         -> UpstreamResponseHead?
     {
-        guard let end = try self.findEmptyLine(buffer, limit: Self.maximumHeadBytes, what: "head") else { return nil }
+        let found: Int?
+        do {
+            found = try self.scanner.findEmptyLine(buffer, limit: Self.maximumHeadBytes, what: "head")
+        } catch {
+            throw UpstreamResponseError(error.reason)
+        }
+        guard let end = found else { return nil }
         let parsed: Result<ParsedHead, UpstreamResponseError> = buffer.withUnsafeReadableBytes { bytes in
             Result { () throws(UpstreamResponseError) in try ParsedHead(UnsafeRawBufferPointer(rebasing: bytes[..<end])) }
         }
@@ -342,13 +272,13 @@ public struct UpstreamResponseParser {
         buffer.moveReaderIndex(forwardBy: end)
 
         let status = HTTPResponseStatus(statusCode: head.status)
-        var keepAlive = head.version == .http1_1 ? !head.connectionClose : head.connectionKeepAlive && !head.connectionClose
+        var keepAlive = head.connection.keepsAlive(head.version)
         if head.status < 200 && head.status != 101 {
             // Interim: no body; the caller drops it.
         } else if head.status == 101 {
             // RFC 9110 §7.8: a 101 names the protocol in Upgrade, and Upgrade in Connection
             // (llhttp switches only then, and would go on reading HTTP otherwise).
-            guard head.upgrade && head.connectionUpgrade else {
+            guard head.upgrade && head.connection.upgrade else {
                 throw UpstreamResponseError("a 101 without Upgrade and Connection: upgrade")
             }
             self.state = .ending(next: .upgraded)
@@ -358,136 +288,20 @@ public struct UpstreamResponseParser {
             // No body. For a refused CONNECT, as llhttp reads it: the gateway never sends one.
             self.state = .ending(next: keepAlive ? .head : .closed)
         } else if head.chunked {
-            self.state = .chunkSize
+            self.body = HTTPBodyReader(.chunked, trailerLimit: Self.maximumHeadBytes)
+            self.state = .body
         } else if let length = head.contentLength {
-            self.state = length == 0 ? .ending(next: keepAlive ? .head : .closed) : .fixed(remaining: length)
+            self.body = HTTPBodyReader(.contentLength(length), trailerLimit: 0)
+            self.state = .body
         } else {
-            self.state = .untilClose
+            self.body = HTTPBodyReader(.untilClose, trailerLimit: 0)
+            self.state = .body
             keepAlive = false
         }
         self.keepAlive = keepAlive
         return UpstreamResponseHead(
             version: head.version, status: status, keepAlive: keepAlive, contentLength: head.contentLength,
-            chunked: head.chunked, connectionHasOtherTokens: head.connectionOther, fields: fields)
-    }
-
-    // MARK: Chunked body
-
-    /// The size on a chunk-size line, consuming the line; nil until the whole line has arrived.
-    /// `chunk-size [ chunk-ext ] CRLF`, with `chunk-ext = *( ";" token [ "=" ( token /
-    /// quoted-string ) ] )` (RFC 9112 §7.1.1 without its optional whitespace); extensions are
-    /// checked and dropped.
-    private mutating func parseChunkSize(_ buffer: inout ByteBuffer) throws(UpstreamResponseError) -> Int? {
-        let result: Result<(size: Int, length: Int)?, UpstreamResponseError> = buffer.withUnsafeReadableBytes { bytes in
-            Result { () throws(UpstreamResponseError) in try Self.chunkLine(bytes, from: self.scanned) }
-        }
-        guard let (size, length) = try result.get() else {
-            guard buffer.readableBytes <= Self.maximumChunkLineBytes else {
-                throw UpstreamResponseError("chunk-size line over \(Self.maximumChunkLineBytes) bytes")
-            }
-            self.scanned = max(buffer.readableBytes - 1, 0)
-            return nil
-        }
-        guard length <= Self.maximumChunkLineBytes else {
-            throw UpstreamResponseError("chunk-size line over \(Self.maximumChunkLineBytes) bytes")
-        }
-        self.scanned = 0
-        buffer.moveReaderIndex(forwardBy: length)
-        return size
-    }
-
-    /// Parses a chunk-size line at the start of `bytes`: its size and length with CRLF, or nil if
-    /// no LF has arrived (`scanned` bytes are known to hold none).
-    static func chunkLine(_ bytes: UnsafeRawBufferPointer, from scanned: Int) throws(UpstreamResponseError)
-        -> (size: Int, length: Int)?
-    {
-        var lf = max(scanned, 0)
-        while lf < bytes.count, bytes[lf] != UInt8(ascii: "\n") { lf += 1 }
-        guard lf < bytes.count else { return nil }
-        guard lf > 0, bytes[lf - 1] == UInt8(ascii: "\r") else { throw UpstreamResponseError("chunk-size line ends in a bare LF") }
-        let end = lf - 1  // the CR
-        var index = 0
-        var size = 0
-        while index < end, let digit = HTTPFieldLine.hexValue(bytes[index]) {
-            guard index < 16 else { throw UpstreamResponseError("chunk size over 16 hex digits") }
-            size = size << 4 | digit
-            index += 1
-        }
-        guard index > 0 else { throw UpstreamResponseError("chunk-size line without a size") }
-        guard size <= Int(Int32.max) * 1024 else { throw UpstreamResponseError("chunk size too large") }
-        // Extensions, without whitespace around their parts: llhttp refuses it too (it has a
-        // leniency flag for it), and a gateway should not read a chunk boundary more loosely
-        // than the parsers behind it.
-        while index < end {
-            guard bytes[index] == UInt8(ascii: ";") else { throw UpstreamResponseError("malformed chunk extension") }
-            let name = index + 1
-            index = HTTPFieldLine.skipToken(bytes, name, end)
-            guard index > name else { throw UpstreamResponseError("malformed chunk extension") }
-            guard index < end, bytes[index] == UInt8(ascii: "=") else { continue }
-            index += 1
-            guard index < end else { throw UpstreamResponseError("malformed chunk extension") }
-            if bytes[index] == UInt8(ascii: "\"") {
-                index += 1
-                while true {
-                    guard index < end else { throw UpstreamResponseError("malformed chunk extension") }
-                    let byte = bytes[index]
-                    if byte == UInt8(ascii: "\"") { break }
-                    if byte == UInt8(ascii: "\\") {
-                        index += 1
-                        guard index < end, HTTPFieldLine.isFieldValueByte(bytes[index]) else {
-                            throw UpstreamResponseError("malformed chunk extension")
-                        }
-                    } else if !HTTPFieldLine.isFieldValueByte(byte) {
-                        throw UpstreamResponseError("malformed chunk extension")
-                    }
-                    index += 1
-                }
-                index += 1
-            } else {
-                let value = index
-                index = HTTPFieldLine.skipToken(bytes, index, end)
-                guard index > value else { throw UpstreamResponseError("malformed chunk extension") }
-            }
-        }
-        return (size, lf + 1)
-    }
-
-    /// The trailer section after the last chunk, consuming it: nil until its empty line has
-    /// arrived; `.some(nil)` when it is empty, as it almost always is.
-    private mutating func parseTrailers(_ buffer: inout ByteBuffer) throws(UpstreamResponseError) -> HTTPHeaders?? {
-        guard let end = try self.findEmptyLine(buffer, limit: Self.maximumHeadBytes, what: "trailer section") else {
-            return nil
-        }
-        defer { buffer.moveReaderIndex(forwardBy: end) }
-        if end == 2 { return .some(nil) }
-        let result: Result<HTTPHeaders, UpstreamResponseError> = buffer.withUnsafeReadableBytes { bytes in
-            Result { () throws(UpstreamResponseError) in
-                var trailers = HTTPHeaders()
-                var start = 0
-                while start < end - 2 {
-                    let field = try HTTPFieldLine.validate(bytes, from: start)
-                    switch HTTPFieldLine.kind(of: UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon])) {
-                    case .contentLength, .transferEncoding:
-                        // Framing in a trailer (RFC 9110 §6.5.1): llhttp refuses it too.
-                        throw UpstreamResponseError("a framing field in the trailer section")
-                    case .connection, .hopByHop, .upgrade:
-                        // Connection control has no meaning there (llhttp would act on a
-                        // `Connection: close` it finds in a trailer).
-                        throw UpstreamResponseError("a hop-by-hop field in the trailer section")
-                    case .other:
-                        break
-                    }
-                    trailers.add(
-                        name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon]), as: UTF8.self),
-                        value: String(
-                            decoding: UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]),
-                            as: UTF8.self))
-                    start = field.next
-                }
-                return trailers
-            }
-        }
-        return .some(try result.get())
+            chunked: head.chunked, connectionHasOtherTokens: head.connection.other, fields: fields)
     }
 }
 
@@ -498,10 +312,7 @@ private struct ParsedHead {
     var fieldsStart: Int
     var contentLength: Int?
     var chunked = false
-    var connectionClose = false
-    var connectionKeepAlive = false
-    var connectionUpgrade = false
-    var connectionOther = false
+    var connection = HTTPFieldLine.ConnectionOptions()
     var upgrade = false
 
     /// `bytes`: the head up to and including its empty line.
@@ -541,13 +352,21 @@ private struct ParsedHead {
         let fieldsEnd = bytes.count - 2
         var transferEncodings = 0
         while index < fieldsEnd {
-            let field = try HTTPFieldLine.validate(bytes, from: index)
+            let field: HTTPFieldLine.Split
+            do {
+                field = try HTTPFieldLine.validate(bytes, from: index)
+            } catch {
+                throw UpstreamResponseError(error.reason)
+            }
             let name = UnsafeRawBufferPointer(rebasing: bytes[index..<field.colon])
             let value = UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd])
             switch HTTPFieldLine.kind(of: name) {
             case .contentLength:
                 guard self.contentLength == nil else { throw UpstreamResponseError("more than one Content-Length") }
-                self.contentLength = try Self.length(value)
+                guard let length = HTTPFieldLine.decimal(value) else {
+                    throw UpstreamResponseError("a Content-Length that is not a length")
+                }
+                self.contentLength = length
             case .transferEncoding:
                 transferEncodings += 1
                 guard transferEncodings == 1, HTTPFieldLine.equalsIgnoringCase(value, HTTPFieldLine.chunkedBytes) else {
@@ -555,7 +374,7 @@ private struct ParsedHead {
                 }
                 self.chunked = true
             case .connection:
-                self.connectionTokens(value)
+                self.connection.add(value)
             case .upgrade:
                 self.upgrade = true
             case .hopByHop, .other:
@@ -569,37 +388,6 @@ private struct ParsedHead {
         }
     }
 
-    private static func length(_ value: UnsafeRawBufferPointer) throws(UpstreamResponseError) -> Int {
-        guard !value.isEmpty, value.count <= 18 else { throw UpstreamResponseError("a Content-Length that is not a length") }
-        var length = 0
-        for byte in value {
-            let digit = byte &- UInt8(ascii: "0")
-            guard digit < 10 else { throw UpstreamResponseError("a Content-Length that is not a length") }
-            length = length * 10 + Int(digit)
-        }
-        return length
-    }
-
-    private mutating func connectionTokens(_ value: UnsafeRawBufferPointer) {
-        var start = 0
-        while start <= value.count {
-            var end = start
-            while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
-            let tokenStart = HTTPFieldLine.skipBlanks(value, start, end)
-            let tokenEnd = HTTPFieldLine.trimBlanks(value, tokenStart, end)
-            let token = UnsafeRawBufferPointer(rebasing: value[tokenStart..<tokenEnd])
-            if HTTPFieldLine.equalsIgnoringCase(token, HTTPFieldLine.closeBytes) {
-                self.connectionClose = true
-            } else if HTTPFieldLine.equalsIgnoringCase(token, HTTPFieldLine.keepAliveBytes) {
-                self.connectionKeepAlive = true
-            } else if HTTPFieldLine.equalsIgnoringCase(token, HTTPFieldLine.upgradeBytes) {
-                self.connectionUpgrade = true  // hop-by-hop anyway: names nothing to drop
-            } else if !token.isEmpty {
-                self.connectionOther = true
-            }
-            start = end + 1
-        }
-    }
 }
 
 /// Header field lines as bytes (RFC 9110 §5, RFC 9112 §5), for `UpstreamResponseParser` and the
@@ -617,16 +405,16 @@ enum HTTPFieldLine {
     /// Checks the field line at `start` (`field-name ":" OWS field-value OWS CRLF`): the name a
     /// token, the value visible characters, spaces, tabs and obs-text; a line starting with
     /// whitespace is obsolete folding.
-    static func validate(_ bytes: UnsafeRawBufferPointer, from start: Int) throws(UpstreamResponseError) -> Split {
+    static func validate(_ bytes: UnsafeRawBufferPointer, from start: Int) throws(HTTPSyntaxError) -> Split {
         var index = start
         while index < bytes.count, Self.isTokenByte(bytes[index]) { index += 1 }
         guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
             if index == start, index < bytes.count, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") {
-                throw UpstreamResponseError("obsolete line folding in a header")
+                throw HTTPSyntaxError("obsolete line folding in a header")
             }
-            throw UpstreamResponseError("a header name that is not a token, or without a colon")
+            throw HTTPSyntaxError("a header name that is not a token, or without a colon")
         }
-        guard index > start else { throw UpstreamResponseError("a header with an empty name") }
+        guard index > start else { throw HTTPSyntaxError("a header with an empty name") }
         let colon = index
         index = Self.skipBlanks(bytes, index + 1, bytes.count)
         let valueStart = index
@@ -640,10 +428,10 @@ enum HTTPFieldLine {
             index += 1
         }
         guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\r") else {
-            throw UpstreamResponseError("a control character in a header value")
+            throw HTTPSyntaxError("a control character in a header value")
         }
         guard bytes[index + 1] == UInt8(ascii: "\n") else {
-            throw UpstreamResponseError("a header line that does not end in CRLF")
+            throw HTTPSyntaxError("a header line that does not end in CRLF")
         }
         return Split(colon: colon, valueStart: valueStart, valueEnd: Self.trimBlanks(bytes, valueStart, index), next: index + 2)
     }
@@ -657,6 +445,72 @@ enum HTTPFieldLine {
         let valueStart = index
         while bytes[index] != UInt8(ascii: "\r") { index += 1 }
         return Split(colon: colon, valueStart: valueStart, valueEnd: Self.trimBlanks(bytes, valueStart, index), next: index + 2)
+    }
+
+    /// NIO's header list for field lines `validate` accepted (`String`s for each name and value).
+    static func headers(of fields: ByteBuffer) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        fields.withUnsafeReadableBytes { bytes in
+            var start = 0
+            while start < bytes.count {
+                let field = Self.split(bytes, from: start)
+                headers.add(
+                    name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon]), as: UTF8.self),
+                    value: String(
+                        decoding: UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]), as: UTF8.self))
+                start = field.next
+            }
+        }
+        return headers
+    }
+
+    /// The options a message's `Connection` fields list (RFC 9110 §7.6.1).
+    struct ConnectionOptions {
+        var close = false
+        var keepAlive = false
+        var upgrade = false
+        /// A token other than those three: it may name fields to drop.
+        var other = false
+
+        /// Adds the tokens of one `Connection` value.
+        mutating func add(_ value: UnsafeRawBufferPointer) {
+            var start = 0
+            while start <= value.count {
+                var end = start
+                while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
+                let tokenStart = HTTPFieldLine.skipBlanks(value, start, end)
+                let tokenEnd = HTTPFieldLine.trimBlanks(value, tokenStart, end)
+                let token = UnsafeRawBufferPointer(rebasing: value[tokenStart..<tokenEnd])
+                if HTTPFieldLine.equalsIgnoringCase(token, HTTPFieldLine.closeBytes) {
+                    self.close = true
+                } else if HTTPFieldLine.equalsIgnoringCase(token, HTTPFieldLine.keepAliveBytes) {
+                    self.keepAlive = true
+                } else if HTTPFieldLine.equalsIgnoringCase(token, HTTPFieldLine.upgradeBytes) {
+                    self.upgrade = true
+                } else if !token.isEmpty {
+                    self.other = true
+                }
+                start = end + 1
+            }
+        }
+
+        /// Whether a message of `version` with these options leaves the connection open: HTTP/1.1
+        /// unless `close`, HTTP/1.0 only with `keep-alive` (RFC 9112 §9.3).
+        func keepsAlive(_ version: HTTPVersion) -> Bool {
+            version == .http1_1 ? !self.close : self.keepAlive && !self.close
+        }
+    }
+
+    /// A `Content-Length` value: 1 to 18 digits (a larger one could overflow), nothing else.
+    static func decimal(_ value: UnsafeRawBufferPointer) -> Int? {
+        guard !value.isEmpty, value.count <= 18 else { return nil }
+        var length = 0
+        for byte in value {
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            length = length * 10 + Int(digit)
+        }
+        return length
     }
 
     enum Kind {
