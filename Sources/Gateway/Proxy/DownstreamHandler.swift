@@ -10,6 +10,8 @@ struct DownstreamSettings: Sendable {
     let connectTimeout: TimeAmount
     let clientIdleTimeout: TimeAmount
     let maxBodyBytes: Int
+    /// The longest request header block and request target (`limits.max_header_bytes`).
+    let maxHeaderBytes: Int
     /// Write a line per request to the access log.
     let accessLog: Bool
     /// The request id header returned to clients; nil when request ids are off.
@@ -67,10 +69,14 @@ struct RequestTrace {
 /// One client connection: decides each request with `RequestPlanner`, answers locally or streams
 /// it to an upstream connection leased from this event loop's pool, and streams the response back.
 ///
+/// It reads the connection's bytes itself, with `ClientRequestParser` (no decoder in front of it).
+///
 /// Backpressure crosses the two channels: this channel reads only while the upstream can take
 /// more (`read(context:)`), and the upstream reads only while this channel is writable.
 final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, BatchFlushable {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
+    /// Bytes left over after an upgrade request, passed on to the tunnel when this handler leaves.
+    typealias InboundOut = ByteBuffer
     /// Responses are the gateway's own encoding (`ResponseEncoding`): bytes, with no encoder
     /// between this handler and the socket (or TLS).
     typealias OutboundIn = ByteBuffer
@@ -109,12 +115,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
 
     /// A request held while its providers' keys refresh.
     final class PendingRequest {
-        let head: HTTPRequestHead
-        var parts: [HTTPServerRequestPart] = []
+        let head: ClientRequestHead
+        var parts: [ClientRequestPart] = []
         /// Its end arrived; what follows belongs to the next request.
         var ended = false
 
-        init(head: HTTPRequestHead) {
+        init(head: ClientRequestHead) {
             self.head = head
         }
     }
@@ -142,16 +148,22 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     /// The connection is TLS (decrypted by a `NIOSSLServerHandler` in front of this handler).
     private let overTLS: Bool
     private var state: State = .idle
-    /// HTTP/1.1 pipelining: parts of requests that arrived while an earlier one was still being
-    /// answered, replayed in order once it completes. While any wait, the connection reads no
-    /// more, so this holds at most what one read brought. (This replaces NIO's
-    /// HTTPServerPipelineHandler, which stops reading during every response and so costs two
-    /// `epoll_ctl` calls per request.)
-    private var queued = CircularBuffer<HTTPServerRequestPart>(initialCapacity: 4)
-    private var replaying = false
-    /// A malformed pipelined request: answered (then the connection closed) once the requests
-    /// before it are.
-    private var deferredError: (response: LocalResponse, reason: String)?
+    /// The client's requests, read from its bytes.
+    private var parser: ClientRequestParser
+    /// Bytes received and not parsed yet: the start of a head, or (HTTP/1.1 pipelining) requests
+    /// that arrived while an earlier one was still being answered, parsed once it completes.
+    /// While they wait the connection reads no more, so this holds at most what one read
+    /// brought. After an upgrade request, the bytes that followed it, handed to the tunnel.
+    /// (Not parsing ahead replaces NIO's HTTPServerPipelineHandler, which stops reading during
+    /// every response and so costs two `epoll_ctl` calls per request.)
+    private var unparsed: ByteBuffer
+    /// What `unparsed` is once consumed.
+    private let noBytes: ByteBuffer
+    /// Inside `parseAvailable` (an exchange that completes while a part is processed must not
+    /// start another pass).
+    private var parsing = false
+    /// The connection becomes a tunnel: `unparsed` goes to it when this handler leaves.
+    private var splicing = false
     /// The server is draining: finish the exchange in progress, then close.
     private var quiescing = false
     /// The request in progress, for the access log and metrics.
@@ -190,6 +202,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         self.pool = resources.pool
         self.tokenCache = resources.tokenCache
         self.overTLS = overTLS
+        self.parser = ClientRequestParser(maximumFieldBytes: self.settings.maxHeaderBytes)
+        self.noBytes = ByteBuffer()
+        self.unparsed = self.noBytes
     }
 
     var downstreamIsWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -221,6 +236,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     func handlerRemoved(context: ChannelHandlerContext) {
         self.teardown()
         self.context = nil
+        if self.splicing, self.unparsed.readableBytes > 0 {
+            // What the client sent after its upgrade request belongs to the tunnel, in order.
+            context.fireChannelRead(Self.wrapInboundOut(self.unparsed))
+        }
+        self.unparsed = self.noBytes
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -230,21 +250,50 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.reading = true
-        let part = Self.unwrapInboundIn(data)
-        if !self.queued.isEmpty || self.currentRequestComplete {
-            // A pipelined request: it waits until the one before it is answered.
-            if case .closing = self.state { return }
-            self.queued.append(part)
-            return
+        var bytes = Self.unwrapInboundIn(data)
+        if case .closing = self.state { return }
+        if self.unparsed.readableBytes > 0 {
+            self.unparsed.writeBuffer(&bytes)
+        } else {
+            self.unparsed = bytes
         }
-        self.process(part, context: context)
+        self.parseAvailable(context: context)
     }
 
-    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    /// Parses and processes the unread bytes, up to the end of the current request: a request
+    /// pipelined behind it waits, unparsed, until it is answered (`exchangeCompleted`).
+    private func parseAvailable(context: ChannelHandlerContext) {
+        guard !self.parsing else { return }
+        self.parsing = true
+        defer { self.parsing = false }
+        // Not `while unparsed has bytes`: the end of a request may need none.
+        while true {
+            if case .closing = self.state {
+                self.unparsed = self.noBytes
+                return
+            }
+            // The next request waits for this one's answer; after a request that closes the
+            // connection nothing is read; after an upgrade, the bytes are a tunnel's.
+            if self.currentRequestComplete || self.parser.isStopped { break }
+            let part: ClientRequestPart?
+            do {
+                part = try self.parser.next(&self.unparsed)
+            } catch {
+                self.refuse(error, context: context)
+                return
+            }
+            guard let part else { break }
+            self.process(part, context: context)
+        }
+        // Holding no view of a consumed read lets the channel reuse its buffer.
+        if self.unparsed.readableBytes == 0 { self.unparsed = self.noBytes }
+    }
+
+    private func process(_ part: ClientRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head): self.receivedHead(head, context: context)
         case .body(let buffer): self.receivedBody(buffer, context: context)
-        case .end(let trailers): self.receivedEnd(trailers, context: context)
+        case .end: self.receivedEnd(context: context)
         }
     }
 
@@ -262,30 +311,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     private func exchangeCompleted(context: ChannelHandlerContext) {
         guard case .idle = self.state else { return }
         if self.quiescing {
-            self.queued.removeAll()
+            self.unparsed = self.noBytes
             self.state = .closing
             self.closeConnection(context)
             return
         }
-        if !self.replaying {
-            self.replaying = true
-            defer { self.replaying = false }
-            while !self.queued.isEmpty, !self.currentRequestComplete {
-                if case .closing = self.state {
-                    self.queued.removeAll()
-                    break
-                }
-                self.process(self.queued.removeFirst(), context: context)
-            }
-        }
-        if self.queued.isEmpty, case .idle = self.state, let (response, reason) = self.deferredError {
-            self.deferredError = nil
-            self.trace = RequestTrace(method: .RAW(value: "-"))
-            self.trace?.decision = .rejected
-            self.trace?.reason = reason
-            self.answer(response, version: .http1_1, keepAlive: false, context: context)
-            return
-        }
+        self.parseAvailable(context: context)
         self.readIfPending(context: context)
     }
 
@@ -305,7 +336,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         // after it (with `Connection: close` when its response has not started); requests
         // pipelined behind it are not served.
         self.quiescing = true
-        self.queued.removeAll()
+        if self.currentRequestComplete { self.unparsed = self.noBytes }  // pipelined requests are not served
         switch self.state {
         case .idle:
             self.state = .closing
@@ -356,8 +387,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     }
 
     func read(context: ChannelHandlerContext) {
-        if !self.queued.isEmpty {
-            // Pipelined requests are waiting: read no more until they are served.
+        if self.parser.isStopped || (self.unparsed.readableBytes > 0 && self.currentRequestComplete) {
+            // Pipelined requests are waiting: read no more until they are served. Nothing is
+            // read after a request that closes the connection or asks for an upgrade (a tunnel
+            // reads once it starts).
             self.pendingRead = true
             return
         }
@@ -376,40 +409,30 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let parserError = error as? HTTPParserError {
-            if parserError == .closedConnection {
-                // Bytes after a request that said `Connection: close`: that request is answered
-                // and the connection closed after it; what follows is never served (RFC 9112 §9.6).
-                return
-            }
-            let response: LocalResponse
-            switch parserError {
-            case .headerOverflow: response = .headersTooLarge
-            default: response = .badRequest("malformed HTTP request")
-            }
-            self.settings.logger.debug("rejected malformed request", metadata: ["error": "\(parserError)"])
-            if !self.queued.isEmpty || self.currentRequestComplete {
-                // The bad bytes belong to a pipelined request: answer those before it first.
-                self.deferredError = (response, parserError == .headerOverflow ? "headers_too_large" : "malformed_request")
-                return
-            }
-            if self.canStartResponse {
-                self.abandonExchange()
-                if self.trace == nil { self.trace = RequestTrace(method: .RAW(value: "-")) }
-                self.trace?.decision = .rejected
-                self.trace?.reason = parserError == .headerOverflow ? "headers_too_large" : "malformed_request"
-                self.answer(response, version: .http1_1, keepAlive: false, context: context)
-            }
-        } else {
-            self.settings.logger.debug("client connection error", metadata: ["error": "\(error)"])
+        self.settings.logger.debug("client connection error", metadata: ["error": "\(error)"])
+        self.state = .closing
+        self.closeConnection(context)
+    }
+
+    /// The client's bytes are not an acceptable request: answer it if no response is under way,
+    /// then close (nothing after them can be delimited).
+    private func refuse(_ error: ClientRequestError, context: ChannelHandlerContext) {
+        self.settings.logger.debug("rejected malformed request", metadata: ["error": "\(error)"])
+        if self.canStartResponse {
+            self.abandonExchange()
+            if self.trace == nil { self.trace = RequestTrace(method: .RAW(value: "-")) }
+            self.trace?.decision = .rejected
+            self.trace?.reason = error.reason
+            self.answer(error.response, version: .http1_1, keepAlive: false, context: context)
         }
+        self.unparsed = self.noBytes
         self.state = .closing
         self.closeConnection(context)
     }
 
     // MARK: Request
 
-    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func receivedHead(_ head: ClientRequestHead, context: ChannelHandlerContext) {
         guard case .idle = self.state else {
             // `channelRead` queues a request until the one before it completes; anything else
             // is a bug.
@@ -424,6 +447,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         if self.runtimes.epoch != self.runtime.epoch {
             self.runtime = self.runtimes.runtime
             self.settings = self.runtime.settings
+            // From the next request on (this one was read with the limit it started with).
+            self.parser.maximumFieldBytes = self.settings.maxHeaderBytes
         }
         self.trace = RequestTrace(method: head.method, started: started, time: time)
         self.dispatch(head, allowKeyRefresh: true, now: time, context: context)
@@ -437,10 +462,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     ///   - now: the wall clock for the token's time checks (read here when not given: a request
     ///     replayed after a key refresh is checked at the time it is replayed).
     private func dispatch(
-        _ head: HTTPRequestHead, allowKeyRefresh: Bool, requestEnded: Bool = false, now: Double? = nil,
+        _ head: ClientRequestHead, allowKeyRefresh: Bool, requestEnded: Bool = false, now: Double? = nil,
         context: ChannelHandlerContext
     ) {
-        let keepAlive = head.isKeepAlive && !self.quiescing
+        let keepAlive = head.keepAlive && !self.quiescing
         var planContext = PlanContext(generator: self.resources.requestIDs)
         planContext.headBuffer = self.spareHeadBuffer.take()
         let plan = self.settings.planner.plan(
@@ -450,7 +475,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         if let unused = planContext.headBuffer.take() { self.spareHeadBuffer = unused }
         if self.trace != nil {
             self.trace?.route = planContext.route?.pathPrefix
-            self.trace?.path = planContext.path ?? AccessLogRecord.rawPath(of: head.uri)
+            self.trace?.path = planContext.path ?? AccessLogRecord.rawPath(of: head.target)
             self.trace?.requestID = planContext.requestID
         }
         switch plan {
@@ -496,7 +521,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
                     switch part {
                     case .head: break
                     case .body(let buffer): self.receivedBody(buffer, context: context)
-                    case .end(let trailers): self.receivedEnd(trailers, context: context)
+                    case .end: self.receivedEnd(context: context)
                     }
                 }
             }
@@ -521,10 +546,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         self.send(buffer, exchange: exchange)
     }
 
-    private func receivedEnd(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+    private func receivedEnd(context: ChannelHandlerContext) {
         switch self.state {
         case .awaitingKeys(let pending):
-            pending.parts.append(.end(trailers))
+            pending.parts.append(.end)
             pending.ended = true
         case .answered:
             self.state = .idle
@@ -864,6 +889,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         connection.delegate = nil
         self.cancelWatchdog()
         self.state = .closing
+        self.splicing = true
         if let requestID = self.requestIDHeader { head.headers.replaceOrAdd(name: requestID.name, value: requestID.value) }
         // The exchange ends here for the access log and metrics: the tunnel is not a request.
         if let forwarded = self.trace?.forwarded {

@@ -29,7 +29,7 @@ final class GatewayRuntime: Sendable {
             upstreamTimeout: .fromSeconds(config.timeouts.upstreamSeconds),
             connectTimeout: .fromSeconds(config.timeouts.connectSeconds),
             clientIdleTimeout: .fromSeconds(config.timeouts.clientIdleSeconds),
-            maxBodyBytes: config.limits.maxBodyBytes,
+            maxBodyBytes: config.limits.maxBodyBytes, maxHeaderBytes: config.limits.maxHeaderBytes,
             accessLog: config.accessLog.enabled,
             requestIDHeader: config.requestID.enabled ? config.requestID.header : nil,
             tunnelIdleTimeout: .fromSeconds(config.timeouts.tunnelIdleSeconds))
@@ -120,10 +120,6 @@ public final class GatewayServer: Sendable {
         let runtime = self.runtimes.runtime
         let address = listen ?? runtime.config.listen
         await runtime.keys.start()
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderFieldSize = runtime.config.limits.maxHeaderBytes
-        limits.maxHeaderListSize = runtime.config.limits.maxHeaderBytes
-        let decoderLimits = limits
         let registry = self.resources
         let runtimes = self.runtimes
         let accessLog = self.accessLog
@@ -151,16 +147,8 @@ public final class GatewayServer: Sendable {
                     // handler's idle timer, which starts when the connection does.
                     let tls = tlsContext.withLockedValue { $0 }
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
-                    // NIO's request decoder (llhttp) and nothing else: responses are written as bytes
-                    // (`ResponseEncoding`), pipelining and parser errors are the downstream handler's.
-                    // After an upgrade request the decoder hands the bytes that follow it to whatever
-                    // comes after it when it is removed (`.forwardBytes`), which a tunnel needs
-                    // (`TunnelSplice`).
-                    try sync.addHandler(
-                        ByteToMessageHandler(
-                            HTTPRequestDecoder(
-                                leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
-                                limitConfiguration: decoderLimits)))
+                    // One handler: it parses the requests (`ClientRequestParser`), pipelining included,
+                    // and writes responses as bytes (`ResponseEncoding`).
                     try sync.addHandler(DownstreamHandler(runtimes: runtimes, resources: resources, overTLS: tls != nil))
                 }
             }

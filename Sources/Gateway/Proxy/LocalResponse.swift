@@ -73,6 +73,8 @@ public struct LocalResponse: Sendable, Equatable {
         description: "request headers exceed the configured limit")
     public static let uriTooLong = LocalResponse.json(
         .uriTooLong, error: "uri_too_long", description: "request target exceeds the configured limit")
+    public static let versionNotSupported = LocalResponse.json(
+        .httpVersionNotSupported, error: "http_version_not_supported", description: "only HTTP/1.0 and HTTP/1.1 are served")
     public static let requestTimeout = LocalResponse(
         status: .requestTimeout, headers: ["content-type": "application/json"],
         body: "{\"error\":\"request_timeout\",\"error_description\":\"the request body stalled\"}\n", close: true)

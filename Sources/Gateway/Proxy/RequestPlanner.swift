@@ -232,6 +232,17 @@ public final class RequestPlanner: Sendable {
                 framing: framing, subject: subject, closeConnection: upgrade, upgrade: tunnel))
     }
 
+    /// `plan(_:clientAddress:overTLS:now:allowKeyRefresh:cache:context:)` for a head as
+    /// `ClientRequestParser` read it.
+    public func plan(
+        _ head: ClientRequestHead, clientAddress: String?, overTLS: Bool = false, now: Double,
+        allowKeyRefresh: Bool = true, cache: TokenCache? = nil, context: inout PlanContext
+    ) -> RequestPlan {
+        self.plan(
+            head.typed, clientAddress: clientAddress, overTLS: overTLS, now: now, allowKeyRefresh: allowKeyRefresh,
+            cache: cache, context: &context)
+    }
+
     private struct Denial: Error {
         var response: LocalResponse
         var reason: String

@@ -6,11 +6,10 @@ import NIOHTTP1
 /// upstream has switched protocols: relays the `101`, takes the HTTP handlers out of both
 /// pipelines and joins them with a `TunnelHandler` pair.
 ///
-/// Bytes that arrived after the request head (client) or after the `101` head (upstream) sit in
-/// the HTTP decoder and in `UpstreamHandler`, which stop parsing at an upgrade; the client's
-/// decoder is set up with `leftOverBytesStrategy: .forwardBytes` (through an upgrade
-/// configuration with no upgraders, see `GatewayServer`), and `UpstreamHandler` forwards what it
-/// holds when it leaves, so removing them hands those bytes to the tunnel in order.
+/// Bytes that arrived after the request (client) or after the `101` head (upstream) sit in
+/// `DownstreamHandler` and `UpstreamHandler`, whose parsers stop at an upgrade; each hands what
+/// it holds to the handler after it when it leaves, so removing them passes those bytes to the
+/// tunnel in order.
 enum TunnelSplice {
     /// - Parameters:
     ///   - downstream: the `DownstreamHandler`'s context on the client connection; that handler
@@ -31,21 +30,19 @@ enum TunnelSplice {
         let clientOps = client.pipeline.syncOperations
         let serverOps = server.pipeline.syncOperations
         do {
-            // The tunnel ends go last, behind the HTTP handlers that leave below: once those are
-            // gone, the decoders' left-over bytes reach them.
+            // The tunnel ends go last, behind the HTTP handlers that leave below: the bytes those
+            // hold reach them as they leave.
             try clientOps.addHandler(clientSide)
             try serverOps.addHandler(upstreamSide)
             // The 101 in the gateway's own encoding (no NIO response encoder in the pipeline).
             var bytes = client.allocator.buffer(capacity: 256)
             ResponseEncoding.writeHead(head, into: &bytes)
             downstream.writeAndFlush(NIOAny(bytes), promise: nil)
-            clientOps.removeHandler(context: downstream, promise: nil)
             try client.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
             try server.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
-            // Last: removing a decoder (on the upstream side, `UpstreamHandler`, which parses the
-            // responses) forwards the bytes it holds, in order.
+            // Last: each parser's handler forwards the bytes it holds as it leaves, in order.
             let decoders = [
-                clientOps.removeHandler(context: try clientOps.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)),
+                clientOps.removeHandler(context: downstream),
                 serverOps.removeHandler(context: try serverOps.context(handlerType: UpstreamHandler.self)),
             ]
             EventLoopFuture.whenAllComplete(decoders, on: client.eventLoop).assumeIsolated().whenSuccess { results in
