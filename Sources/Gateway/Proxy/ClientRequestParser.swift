@@ -27,6 +27,9 @@ public struct ClientRequestHead {
     /// The head has an `Upgrade` field (or the method is `CONNECT`): the parser reads nothing
     /// after this request, whose connection either becomes a tunnel or closes.
     public var upgrade: Bool
+    /// A `Connection` field lists more than `close`, `keep-alive` and `upgrade`: perhaps names
+    /// of fields to drop (RFC 9110 §7.6.1). Rare.
+    public var connectionNamesFields: Bool
     /// The header block as received, without the request line and the empty line that ends it:
     /// each field is `name ":" OWS value OWS CRLF`, checked against RFC 9112's grammar.
     public var fields: ByteBuffer
@@ -49,10 +52,36 @@ public struct ClientRequestHead {
         }
     }
 
+    /// The values of the fields named `name` (ASCII case-insensitive).
+    public func values(_ name: String) -> [String] {
+        var found: [String] = []
+        var name = name
+        name.withUTF8 { wanted in
+            self.forEachField { fieldName, value, _ in
+                if HTTPFieldLine.equalsIgnoringCase(fieldName, wanted) { found.append(String(decoding: value, as: UTF8.self)) }
+            }
+        }
+        return found
+    }
+
     /// NIO's typed head with the same fields (a `String` for each name and value).
     public var typed: HTTPRequestHead {
         HTTPRequestHead(
             version: self.version, method: self.method, uri: self.target, headers: HTTPFieldLine.headers(of: self.fields))
+    }
+
+    /// A typed head (tests, tools) as the parser reads it once serialized.
+    public static func parsing(_ head: HTTPRequestHead, maximumFieldBytes: Int = 64 * 1024) -> Result<
+        ClientRequestHead, ClientRequestError
+    > {
+        var bytes = ByteBuffer()
+        bytes.writeString(head.method.rawValue)
+        bytes.writeStaticString(" ")
+        bytes.writeString(head.uri)
+        bytes.writeStaticString(head.version == .http1_0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n")
+        for (name, value) in head.headers { bytes.writeHeaderLine(name, value) }
+        bytes.writeStaticString("\r\n")
+        return Self.parsing(bytes, maximumFieldBytes: maximumFieldBytes)
     }
 
     /// The head at the start of `bytes` as the parser reads it, or the error it refuses it with.
@@ -271,7 +300,7 @@ public struct ClientRequestParser {
         }
         return ClientRequestHead(
             method: method, version: head.version, target: target, keepAlive: keepAlive, framing: framing,
-            upgrade: upgrade, fields: fields)
+            upgrade: upgrade, connectionNamesFields: head.connection.other, fields: fields)
     }
 
     /// The error for a head that grew past its limit without ending: the target's if its request

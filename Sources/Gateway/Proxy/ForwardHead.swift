@@ -42,14 +42,24 @@ public struct ForwardHead: Sendable {
 /// Where request headers are written: a typed list (`HTTPHeaders`) or a serialized head.
 protocol HeaderSink {
     mutating func add(name: String, value: String)
+    /// A received field line kept as it is: `line` is the whole line with its CRLF.
+    mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer)
 }
 
-extension HTTPHeaders: HeaderSink {}
+extension HTTPHeaders: HeaderSink {
+    mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer) {
+        self.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+    }
+}
 
 /// Header lines written straight into a head's bytes.
 extension ByteBuffer: HeaderSink {
     mutating func add(name: String, value: String) {
         self.writeHeaderLine(name, value)
+    }
+
+    mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer) {
+        self.writeBytes(line)
     }
 
     /// `name: value\r\n`, copied in one write (each `ByteBuffer.write…` call pays its own

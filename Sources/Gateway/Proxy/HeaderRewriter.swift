@@ -43,18 +43,6 @@ public enum HeaderRewriter {
         }
     }
 
-    /// Whether a `Connection` value names headers to remove (rare: usually it is `keep-alive`
-    /// or `close`, which name none).
-    static func connectionNamesHeaders(_ value: String) -> Bool {
-        // The values almost every request and response carries, without splitting them.
-        if HeaderRules.equalsIgnoringCase(value, "keep-alive") || HeaderRules.equalsIgnoringCase(value, "close") {
-            return false
-        }
-        var tokens: [Substring] = []
-        Self.connectionTokens(value, into: &tokens)
-        return !tokens.isEmpty
-    }
-
     /// What the gateway adds to a request it forwards.
     public struct Forwarding: Sendable {
         public var clientAddress: String?
@@ -87,7 +75,9 @@ public enum HeaderRewriter {
         }
     }
 
-    /// The headers to send upstream, built in one pass over the client's headers.
+    /// The headers to send upstream, built in one pass over the client's headers (typed, for
+    /// tests and tools: the headers are serialized and rewritten as the proxy rewrites the
+    /// field lines it received).
     ///
     /// Dropped: hop-by-hop headers and those the client's `Connection` names (never framing or
     /// host), `Expect`, every configured identity header and its `_` look-alikes (whatever the
@@ -101,27 +91,48 @@ public enum HeaderRewriter {
     ) -> HTTPHeaders {
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count + 4 + forwarding.identity.count)
-        _ = Self.rewriteRequestHeaders(
-            incoming, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: true,
-            connectionNamed: Self.connectionNamed(incoming), into: &headers)
+        let fields = Self.fieldLines(incoming)
+        Self.rewriteRequestFields(
+            fields, identityHeaderNames: Self.foldedNames(identityHeaderNames), forwarding: forwarding, keepFraming: true,
+            connectionNamed: Self.connectionNamed(fields), into: &headers)
         return headers
     }
 
-    /// The request head to send upstream, serialized: `METHOD target HTTP/1.1`, the headers of
-    /// `requestHeaders(_:identityHeaderNames:forwarding:)`, and the framing headers for `framing`
-    /// (the client's own `Content-Length`/`Transfer-Encoding` are replaced by them). Written
-    /// straight into bytes: no header list is built and nothing re-validates what llhttp parsed
-    /// (identity values and request ids were checked when they were made).
-    /// - Parameter spare: a buffer to write into, whose memory is reused if nothing else holds it
-    ///   any more (a connection's previous head); without one, or if it is still held, a new
-    ///   buffer is allocated.
+    /// `requestHead(method:target:fields:...)` for typed headers (tests, benchmarks): they are
+    /// serialized, then rewritten as received field lines are.
     public static func requestHead(
         method: HTTPMethod, target: String, incoming: HTTPHeaders, identityHeaderNames: [String],
         forwarding: Forwarding, framing: BodyFraming, allocator: ByteBufferAllocator = ByteBufferAllocator(),
         reusing spare: consuming ByteBuffer? = nil
     ) -> ForwardHead {
-        // Room for a typical head with a token in it (the buffer grows past it if need be).
-        let capacity = 1024 + target.utf8.count
+        let fields = Self.fieldLines(incoming)
+        return Self.requestHead(
+            method: method, target: target, fields: fields, connectionNamesFields: !Self.connectionNamed(fields).isEmpty,
+            identityHeaderNames: Self.foldedNames(identityHeaderNames), forwarding: forwarding, framing: framing,
+            allocator: allocator, reusing: spare)
+    }
+
+    /// The request head to send upstream, serialized: `METHOD target HTTP/1.1`, the client's field
+    /// lines as received less those `requestHeaders` drops, what the gateway adds, and the framing
+    /// headers for `framing` (the client's own `Content-Length`/`Transfer-Encoding` are replaced
+    /// by them). Written straight into bytes: no header list, no `String` per field, and nothing
+    /// re-validates what the parser checked (identity values and request ids were checked when
+    /// they were made).
+    /// - Parameters:
+    ///   - fields: the header block as `ClientRequestParser` checked it.
+    ///   - connectionNamesFields: the client's `Connection` lists more than `close`,
+    ///     `keep-alive` and `upgrade` (`ClientRequestHead.connectionNamesFields`).
+    ///   - identityHeaderNames: the names to remove, folded (`foldedNames`).
+    ///   - spare: a buffer to write into, whose memory is reused if nothing else holds it any more
+    ///     (a connection's previous head); without one, or if it is still held, a new buffer is
+    ///     allocated.
+    static func requestHead(
+        method: HTTPMethod, target: String, fields: ByteBuffer, connectionNamesFields: Bool, identityHeaderNames: [[UInt8]],
+        forwarding: Forwarding, framing: BodyFraming, allocator: ByteBufferAllocator = ByteBufferAllocator(),
+        reusing spare: consuming ByteBuffer? = nil
+    ) -> ForwardHead {
+        // Room for the client's head and what is added (the buffer grows past it if need be).
+        let capacity = 512 + target.utf8.count + fields.readableBytes
         var buffer = spare.take() ?? allocator.buffer(capacity: capacity)
         buffer.clear(minimumCapacity: capacity)  // keeps the memory only if nothing else holds it
         if case .GET = method {
@@ -132,18 +143,9 @@ public enum HeaderRewriter {
         }
         buffer.writeString(target)
         buffer.writeStaticString(" HTTP/1.1\r\n")
-        let headers = buffer.writerIndex
-        if !Self.rewriteRequestHeaders(
-            incoming, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: false,
-            connectionNamed: nil, into: &buffer)
-        {
-            // The client's `Connection` names headers to drop, perhaps ones already written: again,
-            // knowing them.
-            buffer.moveWriterIndex(to: headers)
-            _ = Self.rewriteRequestHeaders(
-                incoming, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: false,
-                connectionNamed: Self.connectionNamed(incoming), into: &buffer)
-        }
+        Self.rewriteRequestFields(
+            fields, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: false,
+            connectionNamed: connectionNamesFields ? Self.connectionNamed(fields) : [], into: &buffer)
         switch framing {
         case .contentLength(let length):
             buffer.writeStaticString("Content-Length: ")
@@ -162,46 +164,97 @@ public enum HeaderRewriter {
         return ForwardHead(method: method, bytes: buffer, chunked: framing == .chunked)
     }
 
-    /// The one pass behind `requestHeaders` and `requestHead`. `keepFraming: false` leaves out the
-    /// client's `Content-Length` and `Transfer-Encoding` (the caller writes its own).
-    /// - Parameter connectionNamed: what the client's `Connection` names (`connectionNamed`), or
-    ///   nil to assume it names nothing: then the pass stops and returns false at a `Connection`
-    ///   that does name headers, and the caller starts again with them.
-    private static func rewriteRequestHeaders<Sink: HeaderSink>(
-        _ incoming: HTTPHeaders, identityHeaderNames: [String], forwarding: Forwarding, keepFraming: Bool,
-        connectionNamed: [Substring]?, into headers: inout Sink
-    ) -> Bool {
+    /// Identity header names as `rewriteRequestFields` compares them: lowercase, `_` as `-`.
+    static func foldedNames(_ names: [String]) -> [[UInt8]] {
+        names.map { $0.utf8.map(Self.fold) }
+    }
+
+    /// Typed headers as field lines (`name: value` CRLF).
+    static func fieldLines(_ headers: HTTPHeaders) -> ByteBuffer {
+        var fields = ByteBuffer()
+        for (name, value) in headers { fields.writeHeaderLine(name, value) }
+        return fields
+    }
+
+    /// The names the `Connection` fields among `fields` list beyond `close` and the protected
+    /// names (RFC 9110 §7.6.1). Rare, so the array is only allocated when there are some.
+    static func connectionNamed(_ fields: ByteBuffer) -> [Substring] {
+        var named: [Substring] = []
+        Self.forEachField(fields) { name, value, _ in
+            guard HTTPFieldLine.kind(of: name) == .connection else { return }
+            Self.connectionTokens(String(decoding: value, as: UTF8.self), into: &named)
+        }
+        return named
+    }
+
+    private static func forEachField(
+        _ fields: ByteBuffer,
+        _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ line: UnsafeRawBufferPointer) -> Void
+    ) {
+        fields.withUnsafeReadableBytes { bytes in
+            var start = 0
+            while start < bytes.count {
+                let field = HTTPFieldLine.split(bytes, from: start)
+                body(
+                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon]),
+                    UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]),
+                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.next]))
+                start = field.next
+            }
+        }
+    }
+
+    /// The one pass behind `requestHeaders` and `requestHead`, over checked field lines.
+    /// `keepFraming: false` leaves out the client's `Content-Length` and `Transfer-Encoding` (the
+    /// caller writes its own).
+    /// - Parameter connectionNamed: what the client's `Connection` names (`connectionNamed`).
+    private static func rewriteRequestFields<Sink: HeaderSink>(
+        _ fields: ByteBuffer, identityHeaderNames: [[UInt8]], forwarding: Forwarding, keepFraming: Bool,
+        connectionNamed: [Substring], into headers: inout Sink
+    ) {
         var forwardedFor: String?
-        for (name, value) in incoming {
-            if !keepFraming, Self.isFraming(name) { continue }
-            if connectionNamed == nil, name.utf8.count == 10, HeaderRules.equalsIgnoringCase(name, "connection"),
-                Self.connectionNamesHeaders(value)
-            {
-                return false
-            }
-            if Self.isHopByHop(name) || HeaderRules.equalsIgnoringCase(name, "expect")
-                || HeaderRules.equalsIgnoringCase(name, "x-forwarded-proto") || HeaderRules.equalsIgnoringCase(name, "x-forwarded-host")
-            {
-                continue
-            }
-            if let connectionNamed, !connectionNamed.isEmpty,
-                connectionNamed.contains(where: { HeaderRules.equalsIgnoringCase(name, $0) })
-            {
-                continue
-            }
-            if identityHeaderNames.contains(where: { Self.sameCGIName($0, name) }) { continue }
-            if HeaderRules.equalsIgnoringCase(name, "x-forwarded-for") {
-                forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
-                continue
-            }
-            if forwarding.stripToken {
-                if HeaderRules.equalsIgnoringCase(name, forwarding.tokenSource.header) { continue }
-                if let cookie = forwarding.tokenSource.cookie, HeaderRules.equalsIgnoringCase(name, "cookie") {
-                    if let kept = Self.removingCookie(named: cookie, from: value) { headers.add(name: name, value: kept) }
-                    continue
+        var tokenHeader = forwarding.tokenSource.header
+        let stripCookie = forwarding.stripToken && forwarding.tokenSource.cookie != nil
+        tokenHeader.withUTF8 { tokenHeader in
+            Self.forEachField(fields) { name, value, line in
+                switch HTTPFieldLine.kind(of: name) {
+                case .contentLength, .transferEncoding:
+                    if !keepFraming { return }
+                case .connection, .upgrade, .hopByHop:
+                    return
+                case .other:
+                    break
                 }
+                switch name.count {
+                case 6 where HTTPFieldLine.equalsIgnoringCase(name, "expect"): return
+                case 16 where HTTPFieldLine.equalsIgnoringCase(name, "x-forwarded-host"): return
+                case 17 where HTTPFieldLine.equalsIgnoringCase(name, "x-forwarded-proto"): return
+                default: break
+                }
+                if !connectionNamed.isEmpty {
+                    let text = String(decoding: name, as: UTF8.self)
+                    if connectionNamed.contains(where: { HeaderRules.equalsIgnoringCase(text, $0) }) { return }
+                }
+                for identity in identityHeaderNames where Self.sameCGIName(name, identity) { return }
+                if name.count == 15, HTTPFieldLine.equalsIgnoringCase(name, "x-forwarded-for") {
+                    let value = String(decoding: value, as: UTF8.self)
+                    forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
+                    return
+                }
+                if forwarding.stripToken {
+                    if HTTPFieldLine.equalsIgnoringCase(name, tokenHeader) { return }
+                    if stripCookie, name.count == 6, HTTPFieldLine.equalsIgnoringCase(name, "cookie"),
+                        let cookie = forwarding.tokenSource.cookie
+                    {
+                        let text = String(decoding: value, as: UTF8.self)
+                        if let kept = Self.removingCookie(named: cookie, from: text) {
+                            headers.add(name: String(decoding: name, as: UTF8.self), value: kept)
+                        }
+                        return
+                    }
+                }
+                headers.keep(name: name, value: value, line: line)
             }
-            headers.add(name: name, value: value)
         }
         if let client = forwarding.clientAddress { forwardedFor = forwardedFor.map { $0 + ", " + client } ?? client }
         if let forwardedFor { headers.add(name: "X-Forwarded-For", value: forwardedFor) }
@@ -213,7 +266,6 @@ public enum HeaderRewriter {
             headers.add(name: "Connection", value: "upgrade")
             headers.add(name: "Upgrade", value: upgrade)
         }
-        return true
     }
 
     /// `Content-Length` or `Transfer-Encoding`, compared without allocating.
@@ -268,6 +320,13 @@ public enum HeaderRewriter {
         for (x, y) in zip(a.utf8, b.utf8) where Self.fold(x) != Self.fold(y) {
             return false
         }
+        return true
+    }
+
+    /// `sameCGIName` of a received name and a folded one (`foldedNames`).
+    static func sameCGIName(_ name: UnsafeRawBufferPointer, _ folded: [UInt8]) -> Bool {
+        guard name.count == folded.count else { return false }
+        for index in 0..<name.count where Self.fold(name[index]) != folded[index] { return false }
         return true
     }
 

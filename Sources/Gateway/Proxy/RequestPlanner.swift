@@ -67,7 +67,8 @@ public final class RequestPlanner: Sendable {
     public let routes: RouteTable
     public let keys: KeyRegistry
     public let extractor: TokenExtractor
-    private let identityHeaderNames: [String]
+    /// Removed from requests like identity headers (`HeaderRewriter.foldedNames`).
+    private let identityHeaderNames: [[UInt8]]
 
     public init(config: GatewayConfig, keys: KeyRegistry) {
         self.config = config
@@ -75,8 +76,8 @@ public final class RequestPlanner: Sendable {
         self.keys = keys
         self.extractor = TokenExtractor(source: config.token)
         // The request id header is removed like an identity header, then set by the gateway.
-        self.identityHeaderNames =
-            config.identityHeaders.map(\.header) + (config.requestID.enabled ? [config.requestID.header] : [])
+        self.identityHeaderNames = HeaderRewriter.foldedNames(
+            config.identityHeaders.map(\.header) + (config.requestID.enabled ? [config.requestID.header] : []))
     }
 
     /// A planner with the configuration's keys only (remote sets are never fetched).
@@ -102,14 +103,32 @@ public final class RequestPlanner: Sendable {
     /// `plan(_:clientAddress:now:allowKeyRefresh:cache:)`, also filling `context` with the route,
     /// the normalised path and the request id (generated with `context.generator` when the client
     /// sent none; without a generator, no id is generated).
+    ///
+    /// A typed head (tests, tools) is serialized and read by `ClientRequestParser` first, as the
+    /// proxy reads a client's bytes: what the parser refuses gets the answer the proxy gives it.
     public func plan(
         _ head: HTTPRequestHead, clientAddress: String?, overTLS: Bool = false, now: Double, allowKeyRefresh: Bool = true,
         cache: TokenCache? = nil, context: inout PlanContext
     ) -> RequestPlan {
+        switch ClientRequestHead.parsing(head, maximumFieldBytes: self.config.limits.maxHeaderBytes) {
+        case .success(let parsed):
+            return self.plan(
+                parsed, clientAddress: clientAddress, overTLS: overTLS, now: now, allowKeyRefresh: allowKeyRefresh,
+                cache: cache, context: &context)
+        case .failure(let error):
+            return .respond(error.response, reason: error.reason)
+        }
+    }
+
+    /// Decides what to do with a request as `ClientRequestParser` read it (the proxy's path: no
+    /// `String` per header; the parser checked the framing).
+    public func plan(
+        _ head: ClientRequestHead, clientAddress: String?, overTLS: Bool = false, now: Double,
+        allowKeyRefresh: Bool = true, cache: TokenCache? = nil, context: inout PlanContext
+    ) -> RequestPlan {
         let requestIDs = self.config.requestID
         let summary = HeadSummary(
-            head.headers, tokenHeader: self.config.token.header,
-            requestIDHeader: requestIDs.enabled ? requestIDs.header : nil)
+            head, tokenHeader: self.config.token.header, requestIDHeader: requestIDs.enabled ? requestIDs.header : nil)
         if requestIDs.enabled {
             if requestIDs.trustIncoming, summary.requestIDCount == 1, let incoming = summary.requestID,
                 RequestID.isAcceptable(incoming)
@@ -120,12 +139,9 @@ public final class RequestPlanner: Sendable {
             }
         }
 
-        // 1. Framing and Host (RFC 9112 §6.3, §3.2): ambiguity here is how requests get smuggled.
-        let framing: BodyFraming
-        switch summary.framing {
-        case .success(let value): framing = value
-        case .failure(let problem): return .respond(.badRequest(problem.description), reason: "bad_framing")
-        }
+        // 1. Host (RFC 9112 §3.2). The framing was checked by the parser (§6.3): ambiguity there
+        // is how requests get smuggled.
+        let framing = head.framing
         guard summary.hostCount == 1, let host = summary.host, !host.isEmpty else {
             return .respond(
                 .badRequest(summary.hostCount == 0 ? "missing Host header" : "repeated Host header"), reason: "bad_host")
@@ -143,7 +159,7 @@ public final class RequestPlanner: Sendable {
         }
         // NIO's parser hands over the connection after a request it sees as an upgrade, so the
         // connection cannot carry another request: answer this one, then close.
-        let upgrade = summary.upgrade
+        let upgrade = head.upgrade
         let bodyExpected = framing != .none && framing != .contentLength(0) || upgrade
         if head.method.isTRACE, framing != .none, framing != .contentLength(0) {
             // RFC 9110 §9.3.8: a TRACE request has no content. Some servers read none even when
@@ -159,13 +175,13 @@ public final class RequestPlanner: Sendable {
         }
 
         // 2. Target.
-        if head.uri.utf8.count > self.config.limits.maxHeaderBytes {
+        if head.target.utf8.count > self.config.limits.maxHeaderBytes {
             var response = LocalResponse.uriTooLong
             response.close = bodyExpected
             return .respond(response, reason: "uri_too_long")
         }
         let normalized: PathNormalizer.Normalized
-        switch PathNormalizer.normalize(head.uri) {
+        switch PathNormalizer.normalize(head.target) {
         case .success(let value): normalized = value
         case .failure(let rejection): return .respond(.badRequest(rejection.description), reason: "bad_path")
         }
@@ -189,7 +205,7 @@ public final class RequestPlanner: Sendable {
         var subject: String?
         if route.auth == .required {
             switch self.authenticate(
-                head.headers, summary: summary, route: route, now: now, allowKeyRefresh: allowKeyRefresh, cache: cache)
+                head, summary: summary, route: route, now: now, allowKeyRefresh: allowKeyRefresh, cache: cache)
             {
             case .success(let verified):
                 identity = verified.identity
@@ -205,10 +221,11 @@ public final class RequestPlanner: Sendable {
         // 5. Protocol upgrade: only once the request passed like any other.
         var tunnel: String?
         if upgrade {
-            switch UpgradeDecision.decide(head, framing: framing, allowed: route.upgrade) {
+            let typed = head.typed  // rare: the upgrade rules read NIO's head
+            switch UpgradeDecision.decide(typed, framing: framing, allowed: route.upgrade) {
             case .none: break
             case .tunnel(let protocols):
-                guard UpgradeDecision.originAllowed(head.headers["origin"], allowed: route.allowedOrigins) else {
+                guard UpgradeDecision.originAllowed(typed.headers["origin"], allowed: route.allowedOrigins) else {
                     return .respond(.forbiddenOrigin, reason: "forbidden_origin")
                 }
                 tunnel = protocols
@@ -223,24 +240,13 @@ public final class RequestPlanner: Sendable {
             proto: overTLS ? "https" : "http", requestID: context.requestID.map { (requestIDs.header, $0) },
             upgrade: tunnel)
         let upstreamHead = HeaderRewriter.requestHead(
-            method: head.method, target: route.upstreamTarget(normalized), incoming: head.headers,
-            identityHeaderNames: self.identityHeaderNames, forwarding: forwarding, framing: framing,
+            method: head.method, target: route.upstreamTarget(normalized), fields: head.fields,
+            connectionNamesFields: head.connectionNamesFields, identityHeaderNames: self.identityHeaderNames, forwarding: forwarding, framing: framing,
             reusing: context.headBuffer.take())
         return .forward(
             ForwardPlan(
                 upstream: route.upstream, head: upstreamHead, route: route, expectContinue: expectContinue,
                 framing: framing, subject: subject, closeConnection: upgrade, upgrade: tunnel))
-    }
-
-    /// `plan(_:clientAddress:overTLS:now:allowKeyRefresh:cache:context:)` for a head as
-    /// `ClientRequestParser` read it.
-    public func plan(
-        _ head: ClientRequestHead, clientAddress: String?, overTLS: Bool = false, now: Double,
-        allowKeyRefresh: Bool = true, cache: TokenCache? = nil, context: inout PlanContext
-    ) -> RequestPlan {
-        self.plan(
-            head.typed, clientAddress: clientAddress, overTLS: overTLS, now: now, allowKeyRefresh: allowKeyRefresh,
-            cache: cache, context: &context)
     }
 
     private struct Denial: Error {
@@ -251,12 +257,12 @@ public final class RequestPlanner: Sendable {
     }
 
     private func authenticate(
-        _ headers: HTTPHeaders, summary: HeadSummary, route: Route, now: Double, allowKeyRefresh: Bool,
+        _ head: ClientRequestHead, summary: HeadSummary, route: Route, now: Double, allowKeyRefresh: Bool,
         cache: TokenCache?
     ) -> Result<(identity: [(name: String, value: String)], subject: String?), Denial> {
         let extraction = self.extractor.extract(
             headerValue: summary.tokenHeader, repeated: summary.tokenHeaderCount > 1,
-            cookieHeaders: summary.hasCookie ? headers["cookie"] : [])
+            cookieHeaders: summary.hasCookie ? head.values("cookie") : [])
         let token: Substring
         switch extraction {
         case .token(let value): token = value
@@ -311,83 +317,53 @@ public final class RequestPlanner: Sendable {
         return .success((identity, subject))
     }
 
-    /// The body framing a request head declares, or why it is ambiguous (RFC 9112 §6.1–6.3).
-    public static func framing(of headers: HTTPHeaders) -> Result<BodyFraming, InvalidValue> {
-        HeadSummary(headers, tokenHeader: "authorization").framing
+    /// The body framing a request head declares, as the proxy reads it, or why it is refused
+    /// (RFC 9112 §6.1–6.3; `ClientRequestParser`).
+    public static func framing(of headers: HTTPHeaders) -> Result<BodyFraming, ClientRequestError> {
+        ClientRequestHead.parsing(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: headers)).map(\.framing)
     }
 }
 
-/// What the planner needs from a request's headers, gathered in one pass without allocating.
+/// What the planner needs from a request's fields besides the framing, gathered in one pass
+/// (a `String` only for the values it keeps).
 struct HeadSummary {
     var host: String?
     var hostCount = 0
-    var transferEncoding: String?
-    var transferEncodingCount = 0
-    var contentLength: String?
-    var contentLengthCount = 0
-    var contentLengthsDiffer = false
     var expect: String?
     var expectCount = 0
-    var upgrade = false
     var tokenHeader: String?
     var tokenHeaderCount = 0
     var hasCookie = false
     var requestID: String?
     var requestIDCount = 0
 
-    init(_ headers: HTTPHeaders, tokenHeader: String, requestIDHeader: String? = nil) {
-        for (name, value) in headers {
-            switch name.utf8.count {
-            case 4 where HeaderRules.equalsIgnoringCase(name, "host"):
-                self.host = value
-                self.hostCount += 1
-            case 6 where HeaderRules.equalsIgnoringCase(name, "expect"):
-                self.expect = value
-                self.expectCount += 1
-            case 6 where HeaderRules.equalsIgnoringCase(name, "cookie"):
-                self.hasCookie = true
-            case 7 where HeaderRules.equalsIgnoringCase(name, "upgrade"):
-                self.upgrade = true
-            case 14 where HeaderRules.equalsIgnoringCase(name, "content-length"):
-                if let previous = self.contentLength, previous != value { self.contentLengthsDiffer = true }
-                self.contentLength = value
-                self.contentLengthCount += 1
-            case 17 where HeaderRules.equalsIgnoringCase(name, "transfer-encoding"):
-                self.transferEncoding = value
-                self.transferEncodingCount += 1
-            default:
-                break
-            }
-            if HeaderRules.equalsIgnoringCase(name, tokenHeader) {
-                self.tokenHeader = value
-                self.tokenHeaderCount += 1
-            } else if let requestIDHeader, HeaderRules.equalsIgnoringCase(name, requestIDHeader) {
-                self.requestID = value
-                self.requestIDCount += 1
+    init(_ head: ClientRequestHead, tokenHeader: String, requestIDHeader: String? = nil) {
+        var tokenHeader = tokenHeader
+        var requestIDHeader = requestIDHeader ?? ""
+        tokenHeader.withUTF8 { tokenHeader in
+            requestIDHeader.withUTF8 { requestIDHeader in
+                head.forEachField { name, value, _ in
+                    switch name.count {
+                    case 4 where HTTPFieldLine.equalsIgnoringCase(name, "host"):
+                        self.host = String(decoding: value, as: UTF8.self)
+                        self.hostCount += 1
+                    case 6 where HTTPFieldLine.equalsIgnoringCase(name, "expect"):
+                        self.expect = String(decoding: value, as: UTF8.self)
+                        self.expectCount += 1
+                    case 6 where HTTPFieldLine.equalsIgnoringCase(name, "cookie"):
+                        self.hasCookie = true
+                    default:
+                        break
+                    }
+                    if HTTPFieldLine.equalsIgnoringCase(name, tokenHeader) {
+                        self.tokenHeader = String(decoding: value, as: UTF8.self)
+                        self.tokenHeaderCount += 1
+                    } else if !requestIDHeader.isEmpty, HTTPFieldLine.equalsIgnoringCase(name, requestIDHeader) {
+                        self.requestID = String(decoding: value, as: UTF8.self)
+                        self.requestIDCount += 1
+                    }
+                }
             }
         }
-    }
-
-    /// The declared body framing; any ambiguity is an error (never "pick one").
-    var framing: Result<BodyFraming, InvalidValue> {
-        if self.transferEncodingCount > 0 {
-            guard self.contentLengthCount == 0 else {
-                return .failure(InvalidValue("both Content-Length and Transfer-Encoding"))
-            }
-            guard self.transferEncodingCount == 1, let coding = self.transferEncoding,
-                HeaderRules.equalsIgnoringCase(coding, "chunked")
-            else {
-                return .failure(InvalidValue("unsupported Transfer-Encoding"))
-            }
-            return .success(.chunked)
-        }
-        guard let length = self.contentLength else { return .success(.none) }
-        if self.contentLengthsDiffer { return .failure(InvalidValue("conflicting Content-Length values")) }
-        guard !length.isEmpty, length.utf8.count <= 18, length.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
-            let value = Int(length)
-        else {
-            return .failure(InvalidValue("invalid Content-Length"))
-        }
-        return .success(.contentLength(value))
     }
 }
