@@ -187,13 +187,19 @@ struct RemoteKeysTests {
         try await withGateway(config: {
             Self.config($0[0], provider: #""jwks_url": "\#(jwks.baseURL)/jwks", "jwks_min_refresh_seconds": 0.3"#)
         }) { (_: GatewayEnv) async throws in
-            try await Task.sleep(for: .milliseconds(1500))
-            let fetches = jwks.requests("/jwks")
+            // Three fetches are due 0.8 s after the first; a loaded machine may run the refresh
+            // timer late (CI saw 2 after 1.5 s beside two builds), so wait for them up to 6 s. The
+            // default refresh period (300 s) would allow one fetch in that time.
+            let deadline = clock.now + .seconds(6)
+            var fetches = jwks.requests("/jwks")
+            while fetches < 3, clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+                fetches = jwks.requests("/jwks")
+            }
             let lived = clock.now - started
             let seconds = Double(lived.components.seconds) + Double(lived.components.attoseconds) * 1e-18
-            // The default refresh period would allow one fetch in this time; max-age allows one
-            // every 0.4 s after the first (one more for a fetch in flight).
-            #expect(fetches >= 3)
+            #expect(fetches >= 3, "\(fetches) fetches in \(seconds) s")
+            // max-age allows one every 0.4 s after the first (one more for a fetch in flight).
             #expect(fetches <= 2 + Int(seconds / 0.4), "\(fetches) fetches in \(seconds) s")
         }
         await jwks.stop()
