@@ -419,7 +419,8 @@ enum HTTPFieldLine {
         index = Self.skipBlanks(bytes, index + 1, bytes.count)
         let valueStart = index
         // Up to the first control character, which must be the CR of the line's CRLF (HTAB is
-        // the one allowed inside).
+        // the one allowed inside): eight bytes at a time while none is one, then byte by byte.
+        index = Self.skipVisible(bytes, from: index)
         while index < bytes.count {
             let byte = bytes[index]
             if byte < 0x20 || byte == 0x7F {
@@ -436,6 +437,28 @@ enum HTTPFieldLine {
         return Split(colon: colon, valueStart: valueStart, valueEnd: Self.trimBlanks(bytes, valueStart, index), next: index + 2)
     }
 
+    /// The offset of the first 8-byte block at or after `start` that holds a control character
+    /// or DEL (or of the last bytes, fewer than eight): everything before it is VCHAR, SP or
+    /// obs-text. A value byte is scanned in a word instead of alone, with the exact tests for
+    /// "a byte below 0x20" and "a byte equal to 0x7F" (Bit Twiddling Hacks, `hasless` and
+    /// `haszero`; bytes of 0x80 and above set neither).
+    @inline(__always)
+    static func skipVisible(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        guard let base = bytes.baseAddress else { return start }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var index = start
+        while index + 8 <= bytes.count {
+            let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            let below = (word &- ones &* 0x20) & ~word & highs
+            let del = word ^ (ones &* 0x7F)
+            let isDel = (del &- ones) & ~del & highs
+            if below | isDel != 0 { break }
+            index += 8
+        }
+        return index
+    }
+
     /// The same split of a line `validate` accepted before.
     static func split(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Split {
         var index = start
@@ -443,6 +466,7 @@ enum HTTPFieldLine {
         let colon = index
         index = Self.skipBlanks(bytes, index + 1, bytes.count)
         let valueStart = index
+        index = Self.skipVisible(bytes, from: index)
         while bytes[index] != UInt8(ascii: "\r") { index += 1 }
         return Split(colon: colon, valueStart: valueStart, valueEnd: Self.trimBlanks(bytes, valueStart, index), next: index + 2)
     }

@@ -269,6 +269,34 @@ struct UpstreamResponseParserTests {
         }
     }
 
+    @Test("The word-at-a-time value scan stops exactly at the blocks that hold a control character or DEL")
+    func valueScanInWords() {
+        func skip(_ bytes: [UInt8]) -> Int {
+            bytes.withUnsafeBytes { HTTPFieldLine.skipVisible($0, from: 0) }
+        }
+        func isControl(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x7F }
+        // Every byte value at every position of 20 bytes, among visible ASCII and among obs-text
+        // (whose high bit must not hide a neighbour or raise a false alarm).
+        for filler: UInt8 in [UInt8(ascii: "a"), 0x20, 0x7E, 0x80, 0xFF] {
+            for value in 0...255 {
+                for position in 0..<20 {
+                    var bytes = [UInt8](repeating: filler, count: 20)
+                    bytes[position] = UInt8(value)
+                    let expected = isControl(UInt8(value)) ? min(position / 8 * 8, 16) : 16
+                    #expect(skip(bytes) == expected, "byte \(value) at \(position) among \(filler)")
+                }
+            }
+        }
+        // Random words: the scan passes a block exactly when none of its bytes is a control.
+        var random = UpstreamResponseParserDifferentialTests.SplitMix64(seed: 9112)
+        for _ in 0..<50_000 {
+            let word = (0..<8).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            #expect((skip(word) == 8) == !word.contains(where: isControl), "\(word)")
+        }
+        #expect(skip([]) == 0)
+        #expect(skip(Array("1234567".utf8)) == 0)  // fewer than eight: left to the byte loop
+    }
+
     @Test("One list of framing and hop-by-hop names serves the parser and both rewriters; letters alone fold")
     func fieldKinds() {
         func kind(_ name: String) -> HTTPFieldLine.Kind {
