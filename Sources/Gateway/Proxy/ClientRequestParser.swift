@@ -346,6 +346,10 @@ private struct ParsedRequestHead {
         guard self.targetLength <= maximumFieldBytes else {
             throw ClientRequestError(.targetTooLong, "request target over \(maximumFieldBytes) bytes")
         }
+        let target = UnsafeRawBufferPointer(rebasing: bytes[self.targetStart..<index])
+        guard self.method.isCONNECT ? Self.isAuthorityForm(target) : Self.isTargetForm(target) else {
+            throw ClientRequestError(.malformed, "malformed request target")
+        }
         index += 1
         // HTTP-version = "HTTP/" DIGIT "." DIGIT, then CRLF.
         guard index + 10 <= bytes.count,
@@ -378,18 +382,21 @@ private struct ParsedRequestHead {
             switch HTTPFieldLine.kind(of: UnsafeRawBufferPointer(rebasing: bytes[index..<field.colon])) {
             case .contentLength:
                 guard self.contentLength == nil else { throw ClientRequestError(.badFraming, "more than one Content-Length") }
-                guard let length = HTTPFieldLine.decimal(value) else {
+                guard let length = HTTPFieldLine.decimal(value), !HTTPFieldLine.hasTab(bytes, field) else {
                     throw ClientRequestError(.badFraming, "invalid Content-Length")
                 }
                 self.contentLength = length
             case .transferEncoding:
                 transferEncodings += 1
-                guard transferEncodings == 1, HTTPFieldLine.equalsIgnoringCase(value, HTTPFieldLine.chunkedBytes) else {
+                guard transferEncodings == 1, HTTPFieldLine.equalsIgnoringCase(value, HTTPFieldLine.chunkedBytes),
+                    !HTTPFieldLine.hasTab(bytes, field)
+                else {
                     throw ClientRequestError(.badFraming, "unsupported Transfer-Encoding (only a single chunked)")
                 }
                 self.chunked = true
             case .connection:
-                self.connection.add(value)
+                // The raw value: `ConnectionOptions` trims spaces only (see there).
+                self.connection.add(UnsafeRawBufferPointer(rebasing: bytes[(field.colon + 1)..<(field.next - 2)]))
             case .upgrade:
                 self.upgrade = true
             case .hopByHop, .other:
@@ -405,6 +412,38 @@ private struct ParsedRequestHead {
                 throw ClientRequestError(.badFraming, "Transfer-Encoding in an HTTP/1.0 request")
             }
         }
+    }
+
+    /// origin-form (`/…`), asterisk-form (`*`) or absolute-form (`scheme://…`), RFC 9112 §3.2;
+    /// llhttp refuses anything else too. (Only origin-form is routed: the path normaliser
+    /// refuses the others with `400`.)
+    private static func isTargetForm(_ target: UnsafeRawBufferPointer) -> Bool {
+        if target[0] == UInt8(ascii: "/") { return true }
+        if target.count == 1 { return target[0] == UInt8(ascii: "*") }
+        // A scheme of letters (RFC 3986 allows digits, "+", "-", "." after the first; llhttp
+        // does not, and no scheme an HTTP gateway serves has them), then "://".
+        var index = 0
+        while index < target.count, Self.isLetter(target[index]) { index += 1 }
+        guard index > 0, index + 3 <= target.count, target[index] == UInt8(ascii: ":"),
+            target[index + 1] == UInt8(ascii: "/"), target[index + 2] == UInt8(ascii: "/")
+        else { return false }
+        // The authority, up to the path or the query: not empty, and in its own characters.
+        let authority = index + 3
+        var end = authority
+        while end < target.count, target[end] != UInt8(ascii: "/"), target[end] != UInt8(ascii: "?") { end += 1 }
+        return end > authority && Self.isAuthorityForm(UnsafeRawBufferPointer(rebasing: target[authority..<end]))
+    }
+
+    /// authority-form (`host:port`, CONNECT's): unreserved, sub-delims, `:`, `@`, `%`, `[`, `]`
+    /// (RFC 3986 §3.2). The gateway refuses CONNECT, but with its own answer, once the head is read.
+    private static func isAuthorityForm(_ target: UnsafeRawBufferPointer) -> Bool {
+        target.allSatisfy { byte in
+            Self.isLetter(byte) || byte &- UInt8(ascii: "0") < 10 || "-._~!$&'()*+,;=:@%[]".utf8.contains(byte)
+        }
+    }
+
+    private static func isLetter(_ byte: UInt8) -> Bool {
+        (byte | 0x20) &- UInt8(ascii: "a") < 26
     }
 
     /// The method: the common ones without building a `String`.

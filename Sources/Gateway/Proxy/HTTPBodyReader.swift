@@ -34,8 +34,12 @@ struct HTTPHeadScanner {
         let found: Int?? = buffer.withUnsafeReadableBytes { bytes in
             guard let base = bytes.baseAddress else { return nil }
             var index = max(self.scanned, 0)
+            // Only the first `limit` bytes can hold the head's last LF; searching no further
+            // makes the error the same however the bytes arrive (a bare LF past the limit is not
+            // reported before the limit is).
+            let count = min(bytes.count, limit)
             // From LF to LF with memchr: a head has about one per 30 bytes.
-            while index < bytes.count, let hit = memchr(base + index, 0x0A, bytes.count - index) {
+            while index < count, let hit = memchr(base + index, 0x0A, count - index) {
                 let lf = base.distance(to: UnsafeRawPointer(hit))
                 guard lf > 0, bytes[lf - 1] == UInt8(ascii: "\r") else { return .some(nil) }
                 // An empty line: the head's first line, or CRLF CRLF.

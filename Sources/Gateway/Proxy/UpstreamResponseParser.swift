@@ -363,18 +363,22 @@ private struct ParsedHead {
             switch HTTPFieldLine.kind(of: name) {
             case .contentLength:
                 guard self.contentLength == nil else { throw UpstreamResponseError("more than one Content-Length") }
+                guard !HTTPFieldLine.hasTab(bytes, field) else { throw UpstreamResponseError("a tab in Content-Length") }
                 guard let length = HTTPFieldLine.decimal(value) else {
                     throw UpstreamResponseError("a Content-Length that is not a length")
                 }
                 self.contentLength = length
             case .transferEncoding:
                 transferEncodings += 1
-                guard transferEncodings == 1, HTTPFieldLine.equalsIgnoringCase(value, HTTPFieldLine.chunkedBytes) else {
+                guard transferEncodings == 1, HTTPFieldLine.equalsIgnoringCase(value, HTTPFieldLine.chunkedBytes),
+                    !HTTPFieldLine.hasTab(bytes, field)
+                else {
                     throw UpstreamResponseError("a Transfer-Encoding other than a single chunked")
                 }
                 self.chunked = true
             case .connection:
-                self.connection.add(value)
+                // The raw value: `ConnectionOptions` trims spaces only (see there).
+                self.connection.add(UnsafeRawBufferPointer(rebasing: bytes[(field.colon + 1)..<(field.next - 2)]))
             case .upgrade:
                 self.upgrade = true
             case .hopByHop, .other:
@@ -502,8 +506,12 @@ enum HTTPFieldLine {
             while start <= value.count {
                 var end = start
                 while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
+                // Blanks before a token, spaces only after it: llhttp reads a tab after a token
+                // as part of it, and a `keep-alive` or `close` it does not see must not be seen
+                // here either.
                 let tokenStart = HTTPFieldLine.skipBlanks(value, start, end)
-                let tokenEnd = HTTPFieldLine.trimBlanks(value, tokenStart, end)
+                var tokenEnd = end
+                while tokenEnd > tokenStart, value[tokenEnd - 1] == UInt8(ascii: " ") { tokenEnd -= 1 }
                 let token = UnsafeRawBufferPointer(rebasing: value[tokenStart..<tokenEnd])
                 if HTTPFieldLine.equalsIgnoringCase(token, HTTPFieldLine.closeBytes) {
                     self.close = true
@@ -523,6 +531,20 @@ enum HTTPFieldLine {
         func keepsAlive(_ version: HTTPVersion) -> Bool {
             version == .http1_1 ? !self.close : self.keepAlive && !self.close
         }
+    }
+
+    /// Whether the field line split as `field` has a tab after the start of its value (inside
+    /// it or in the whitespace after it). `validate` trims tabs around a value as RFC 9110's OWS
+    /// allows, but llhttp, which skips them before a value, reads them after its start as part
+    /// of it and refuses such a framing value: the parsers refuse it there too, so that no
+    /// parser behind the gateway reads a framing field differently.
+    static func hasTab(_ bytes: UnsafeRawBufferPointer, _ field: Split) -> Bool {
+        var index = field.valueStart
+        while index < field.next - 2 {
+            if bytes[index] == UInt8(ascii: "\t") { return true }
+            index += 1
+        }
+        return false
     }
 
     /// A `Content-Length` value: 1 to 18 digits (a larger one could overflow), nothing else.
