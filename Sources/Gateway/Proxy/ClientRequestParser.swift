@@ -39,29 +39,12 @@ public struct ClientRequestHead {
     public func forEachField(
         _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ line: UnsafeRawBufferPointer) -> Void
     ) {
-        self.fields.withUnsafeReadableBytes { bytes in
-            var start = 0
-            while start < bytes.count {
-                let field = HTTPFieldLine.split(bytes, from: start)
-                body(
-                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon]),
-                    UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]),
-                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.next]))
-                start = field.next
-            }
-        }
+        HTTPFieldLine.forEachField(self.fields, body)
     }
 
     /// The values of the fields named `name` (ASCII case-insensitive).
     public func values(_ name: String) -> [String] {
-        var found: [String] = []
-        var name = name
-        name.withUTF8 { wanted in
-            self.forEachField { fieldName, value, _ in
-                if HTTPFieldLine.equalsIgnoringCase(fieldName, wanted) { found.append(String(decoding: value, as: UTF8.self)) }
-            }
-        }
-        return found
+        HTTPFieldLine.values(name, in: self.fields)
     }
 
     /// NIO's typed head with the same fields (a `String` for each name and value).

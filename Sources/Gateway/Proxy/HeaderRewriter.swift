@@ -180,28 +180,11 @@ public enum HeaderRewriter {
     /// names (RFC 9110 §7.6.1). Rare, so the array is only allocated when there are some.
     static func connectionNamed(_ fields: ByteBuffer) -> [Substring] {
         var named: [Substring] = []
-        Self.forEachField(fields) { name, value, _ in
+        HTTPFieldLine.forEachField(fields) { name, value, _ in
             guard HTTPFieldLine.kind(of: name) == .connection else { return }
             Self.connectionTokens(String(decoding: value, as: UTF8.self), into: &named)
         }
         return named
-    }
-
-    private static func forEachField(
-        _ fields: ByteBuffer,
-        _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ line: UnsafeRawBufferPointer) -> Void
-    ) {
-        fields.withUnsafeReadableBytes { bytes in
-            var start = 0
-            while start < bytes.count {
-                let field = HTTPFieldLine.split(bytes, from: start)
-                body(
-                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon]),
-                    UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]),
-                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.next]))
-                start = field.next
-            }
-        }
     }
 
     /// The one pass behind `requestHeaders` and `requestHead`, over checked field lines.
@@ -216,7 +199,7 @@ public enum HeaderRewriter {
         var tokenHeader = forwarding.tokenSource.header
         let stripCookie = forwarding.stripToken && forwarding.tokenSource.cookie != nil
         tokenHeader.withUTF8 { tokenHeader in
-            Self.forEachField(fields) { name, value, line in
+            HTTPFieldLine.forEachField(fields) { name, value, line in
                 switch HTTPFieldLine.kind(of: name) {
                 case .contentLength, .transferEncoding:
                     if !keepFraming { return }

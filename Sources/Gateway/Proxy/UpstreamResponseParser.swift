@@ -36,29 +36,12 @@ public struct UpstreamResponseHead {
     public func forEachField(
         _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ line: UnsafeRawBufferPointer) -> Void
     ) {
-        self.fields.withUnsafeReadableBytes { bytes in
-            var start = 0
-            while start < bytes.count {
-                let field = HTTPFieldLine.split(bytes, from: start)
-                body(
-                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon]),
-                    UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]),
-                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.next]))
-                start = field.next
-            }
-        }
+        HTTPFieldLine.forEachField(self.fields, body)
     }
 
     /// The values of the fields named `name` (ASCII case-insensitive).
     public func values(_ name: String) -> [String] {
-        var found: [String] = []
-        var name = name
-        name.withUTF8 { wanted in
-            self.forEachField { fieldName, value, _ in
-                if HTTPFieldLine.equalsIgnoringCase(fieldName, wanted) { found.append(String(decoding: value, as: UTF8.self)) }
-            }
-        }
-        return found
+        HTTPFieldLine.values(name, in: self.fields)
     }
 
     /// The head at the start of `bytes` as the parser reads it for a request with
@@ -478,18 +461,41 @@ enum HTTPFieldLine {
     /// NIO's header list for field lines `validate` accepted (`String`s for each name and value).
     static func headers(of fields: ByteBuffer) -> HTTPHeaders {
         var headers = HTTPHeaders()
+        Self.forEachField(fields) { name, value, _ in
+            headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+        }
+        return headers
+    }
+
+    /// Calls `body` with the name, the value (without surrounding whitespace) and the whole line
+    /// with its CRLF of each field line in `fields`, which `validate` accepted, in order.
+    static func forEachField(
+        _ fields: ByteBuffer,
+        _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ line: UnsafeRawBufferPointer) -> Void
+    ) {
         fields.withUnsafeReadableBytes { bytes in
             var start = 0
             while start < bytes.count {
-                let field = Self.split(bytes, from: start)
-                headers.add(
-                    name: String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon]), as: UTF8.self),
-                    value: String(
-                        decoding: UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]), as: UTF8.self))
+                let field = HTTPFieldLine.split(bytes, from: start)
+                body(
+                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon]),
+                    UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]),
+                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.next]))
                 start = field.next
             }
         }
-        return headers
+    }
+
+    /// The values of the fields in `fields` named `name` (ASCII case-insensitive).
+    static func values(_ name: String, in fields: ByteBuffer) -> [String] {
+        var found: [String] = []
+        var name = name
+        name.withUTF8 { wanted in
+            Self.forEachField(fields) { fieldName, value, _ in
+                if Self.equalsIgnoringCase(fieldName, wanted) { found.append(String(decoding: value, as: UTF8.self)) }
+            }
+        }
+        return found
     }
 
     /// The options a message's `Connection` fields list (RFC 9110 §7.6.1).
