@@ -105,6 +105,24 @@ extension EndToEnd {
             try await self.expectRejected(many, status: 431, config: { openConfig($0, extra: limits) })
         }
 
+        @Test("request target over max_header_bytes: 414; an HTTP version other than 1.0 and 1.1: 505")
+        func targetTooLongAndVersion() async throws {
+            let limits = [#""limits": {"max_header_bytes": 4096}"#]
+            let long = httpRequest("GET", "/" + String(repeating: "a", count: 5000))
+            try await self.expectRejected(long, status: 414, config: { openConfig($0, extra: limits) })
+            try await self.expectRejected("GET /x HTTP/2.0\r\nHost: gateway.test\r\n\r\n", status: 505)
+        }
+
+        @Test("a tab inside a framing value: 400 (llhttp reads it as part of the value), the request behind it never served")
+        func tabInFramingValue() async throws {
+            let smuggled = httpRequest("GET", "/smuggled")
+            try await self.expectRejected(
+                "POST /upload HTTP/1.1\r\nHost: gateway.test\r\nContent-Length: 2\t\r\n\r\n" + smuggled, status: 400)
+            try await self.expectRejected(
+                "POST /upload HTTP/1.1\r\nHost: gateway.test\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n" + smuggled,
+                status: 400)
+        }
+
         @Test("headers just under max_header_bytes pass")
         func headersUnderLimit() async throws {
             try await withGateway(config: { openConfig($0, extra: [#""limits": {"max_header_bytes": 4096}"#]) }) { env in
