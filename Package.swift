@@ -4,6 +4,10 @@ import PackageDescription
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
     .enableUpcomingFeature("ExistentialAny"),
+    // Release builds of our own modules skip the run-time exclusivity checks (Swift's
+    // "simultaneous access" traps on class properties and globals); debug builds, and so
+    // `swift test`, keep them. README "Dependencies and build settings" says why.
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
 let package = Package(
