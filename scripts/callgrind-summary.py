@@ -2,11 +2,13 @@
 """Instructions per request by function, from one callgrind dump (`scripts/bench.sh instructions`).
 
     callgrind-summary.py DUMP REQUESTS [LIMIT]
+    callgrind-summary.py DUMP REQUESTS --callers NAME [LIMIT]
 
 Prints the LIMIT (default 40) functions with the most instructions of their own (self) and the
 LIMIT with the most including their callees (inclusive; recursion is not unfolded, so a
 function that calls itself counts its own calls again), each divided by REQUESTS, names
-demangled with `swift demangle` when it is on PATH. callgrind_annotate cannot be used on these
+demangled with `swift demangle` when it is on PATH. With `--callers NAME`: the functions that
+call a function whose symbol is NAME (e.g. `swift_retain`), by calls per request. callgrind_annotate cannot be used on these
 dumps: a dump made after `callgrind_control -z` charges everything to `clone`. Needs
 `--compress-strings=no`. Standard library only.
 """
@@ -18,9 +20,14 @@ import sys
 
 def main() -> int:
     path, requests = sys.argv[1], float(sys.argv[2])
-    limit = int(sys.argv[3]) if len(sys.argv) > 3 else 40
+    rest = sys.argv[3:]
+    wanted = None
+    if rest[:1] == ["--callers"]:
+        wanted, rest = rest[1], rest[2:]
+    limit = int(rest[0]) if rest else 40
     own = collections.Counter()
     inclusive = collections.Counter()
+    callers = collections.Counter()
     function = callee = None
     after_calls = False
     with open(path) as dump:
@@ -31,6 +38,8 @@ def main() -> int:
                 callee = line[4:].strip()
             elif line.startswith("calls="):
                 after_calls = True
+                if wanted is not None and callee == wanted and function is not None:
+                    callers[function] += int(line[6:].split()[0])
             elif line[:1].isdigit() or line[:1] in "+-*":
                 fields = line.split()
                 if len(fields) < 2:
@@ -45,7 +54,7 @@ def main() -> int:
     for name, cost in own.items():
         inclusive[name] += cost
     total = sum(own.values())
-    names = sorted(set(own) | set(inclusive))
+    names = sorted(set(own) | set(inclusive) | set(callers))
     readable = dict(zip(names, names))
     if shutil.which("swift"):
         demangled = subprocess.run(
@@ -54,6 +63,11 @@ def main() -> int:
         if len(demangled) == len(names):
             readable = dict(zip(names, demangled))
     print(f"{total / requests:,.0f} instructions per request ({total:,} over {requests:,.0f} requests)")
+    if wanted is not None:
+        print(f"\ncallers of {wanted}: calls per request ({sum(callers.values()) / requests:,.1f} in all)")
+        for name, count in callers.most_common(limit):
+            print(f"{count / requests:8,.1f}  {readable[name][:160]}")
+        return 0
     for title, counter in (("self", own), ("inclusive", inclusive)):
         print(f"\n{title}: instructions per request, share of the total")
         for name, cost in counter.most_common(limit):
