@@ -102,4 +102,49 @@ struct TokenCacheTests {
         #expect(cache.stats.entries == 0)
         #expect(cache.stats.hits == 0)
     }
+
+    @Test("The key is the hash of the token's bytes, wherever the bytes are")
+    func keyOfBytes() throws {
+        let token = try self.token(exp: 1_700_000_100)
+        let header = "Bearer \(token) trailing"
+        let slice = header.dropFirst(7).prefix(token.utf8.count)
+        #expect(slice == Substring(token))
+        #expect(TokenCache.key(slice) == TokenCache.key(Substring(token)))
+        #expect(TokenCache.key(Substring(token)) == TokenCache.key(Substring(String(token))))
+    }
+
+    @Test("Every byte, the length and the seed go into the key")
+    func keySpreads() throws {
+        let token = Array(try self.token(exp: 1_700_000_100).utf8)
+        try #require(token.count > 100)
+        var keys = Set<Int>()
+        // Each prefix (so each tail length, 0 to 7 bytes after the last full word).
+        for length in 0...token.count {
+            keys.insert(token[..<length].withUnsafeBytes { TokenCache.hash($0, seed: 1) })
+        }
+        #expect(keys.count == token.count + 1)
+        // Each byte changed on its own, in a full word or in the tail.
+        keys = []
+        for position in token.indices {
+            var changed = token
+            changed[position] ^= 0x01
+            keys.insert(changed.withUnsafeBytes { TokenCache.hash($0, seed: 1) })
+        }
+        keys.insert(token.withUnsafeBytes { TokenCache.hash($0, seed: 1) })
+        #expect(keys.count == token.count + 1)
+        // Zero bytes at the end still change the length.
+        #expect([UInt8]([1, 0]).withUnsafeBytes { TokenCache.hash($0, seed: 1) } != [UInt8]([1]).withUnsafeBytes { TokenCache.hash($0, seed: 1) })
+        #expect(token.withUnsafeBytes { TokenCache.hash($0, seed: 1) } != token.withUnsafeBytes { TokenCache.hash($0, seed: 2) })
+    }
+
+    @Test("A hit needs every byte of the token to match, not only its key")
+    func hitComparesBytes() {
+        #expect(TokenCache.sameBytes("abc.def.ghi", "abc.def.ghi"))
+        #expect(!TokenCache.sameBytes("abc.def.ghi", "abc.def.ghj"))
+        #expect(!TokenCache.sameBytes("abc.def.ghi", "abc.def.gh"))
+        #expect(!TokenCache.sameBytes("abc.def.gh", "abc.def.ghi"))
+        #expect(TokenCache.sameBytes("", ""))
+        let header = "Bearer abc.def.ghi"
+        #expect(TokenCache.sameBytes("abc.def.ghi", header.dropFirst(7)))
+    }
 }
