@@ -1,6 +1,14 @@
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One piece of an upstream's response, as `UpstreamResponseParser` delivers it.
 public enum UpstreamResponsePart {
     /// The status line and header block.
@@ -446,16 +454,22 @@ enum HTTPFieldLine {
         return index
     }
 
-    /// The same split of a line `validate` accepted before.
+    /// The same split of a line `validate` accepted before. Such a line has its first colon
+    /// right after the name (a token holds none) and its first CR at the end of the value (a
+    /// value holds none), so both are found with `memchr`, which looks at many bytes at a time.
     static func split(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Split {
-        var index = start
-        while bytes[index] != UInt8(ascii: ":") { index += 1 }
-        let colon = index
-        index = Self.skipBlanks(bytes, index + 1, bytes.count)
-        let valueStart = index
-        index = Self.skipVisible(bytes, from: index)
-        while bytes[index] != UInt8(ascii: "\r") { index += 1 }
-        return Split(colon: colon, valueStart: valueStart, valueEnd: Self.trimBlanks(bytes, valueStart, index), next: index + 2)
+        let colon = Self.offset(of: UInt8(ascii: ":"), in: bytes, from: start)
+        let valueStart = Self.skipBlanks(bytes, colon + 1, bytes.count)
+        let lineEnd = Self.offset(of: UInt8(ascii: "\r"), in: bytes, from: valueStart)
+        return Split(colon: colon, valueStart: valueStart, valueEnd: Self.trimBlanks(bytes, valueStart, lineEnd), next: lineEnd + 2)
+    }
+
+    /// The offset of the first `byte` at or after `start`, which must be there.
+    @inline(__always)
+    private static func offset(of byte: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        let base = bytes.baseAddress!
+        let found = memchr(base + start, Int32(byte), bytes.count - start)!
+        return base.distance(to: UnsafeRawPointer(found))
     }
 
     /// NIO's header list for field lines `validate` accepted (`String`s for each name and value).
