@@ -197,7 +197,11 @@ public enum HeaderRewriter {
     ) {
         var forwardedFor: String?
         var tokenHeader = forwarding.tokenSource.header
-        let stripCookie = forwarding.stripToken && forwarding.tokenSource.cookie != nil
+        // What the pass below needs of `forwarding`, read out so that the closure captures these
+        // and not a copy of the whole value (a retain for each of its references).
+        let stripToken = forwarding.stripToken
+        let tokenCookie = forwarding.tokenSource.cookie
+        let stripCookie = stripToken && tokenCookie != nil
         tokenHeader.withUTF8 { tokenHeader in
             HTTPFieldLine.forEachField(fields) { name, value, line in
                 switch HTTPFieldLine.kind(of: name) {
@@ -224,10 +228,10 @@ public enum HeaderRewriter {
                     forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
                     return
                 }
-                if forwarding.stripToken {
+                if stripToken {
                     if HTTPFieldLine.equalsIgnoringCase(name, tokenHeader) { return }
                     if stripCookie, name.count == 6, HTTPFieldLine.equalsIgnoringCase(name, "cookie"),
-                        let cookie = forwarding.tokenSource.cookie
+                        let cookie = tokenCookie
                     {
                         let text = String(decoding: value, as: UTF8.self)
                         if let kept = Self.removingCookie(named: cookie, from: text) {
