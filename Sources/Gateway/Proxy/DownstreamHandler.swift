@@ -106,7 +106,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         /// The `101` to relay once the upstream's response ends (a tunnelled upgrade).
         var switchingHead: HTTPResponseHead?
 
-        init(plan: ForwardPlan, requestVersion: HTTPVersion, requestKeepAlive: Bool) {
+        /// `plan` comes last so that a caller can read from it in the other arguments, then
+        /// `consume` it (a copy would retain each of its references).
+        init(requestVersion: HTTPVersion, requestKeepAlive: Bool, plan: consuming ForwardPlan) {
             self.plan = plan
             self.requestVersion = requestVersion
             self.requestKeepAlive = requestKeepAlive
@@ -478,7 +480,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
             self.trace?.path = planContext.path ?? AccessLogRecord.rawPath(of: head.target)
             self.trace?.requestID = planContext.requestID
         }
-        switch plan {
+        switch consume plan {
         case .respond(let response, let reason):
             self.settings.logger.debug(
                 "answered locally",
@@ -496,7 +498,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
             self.trace?.subject = plan.subject
             if self.settings.accessLog { self.trace?.upstream = self.resources.label(for: plan.upstream) }
             let exchange = Exchange(
-                plan: plan, requestVersion: head.version, requestKeepAlive: keepAlive && !plan.closeConnection)
+                requestVersion: head.version, requestKeepAlive: keepAlive && !plan.closeConnection, plan: consume plan)
             self.state = .proxying(exchange)
             // Until the request ends, a client that stalls mid-body gets 408 (the watchdog).
             self.startIdleTimer()
