@@ -19,6 +19,12 @@ public enum PathNormalizer {
             self.query = query
         }
 
+        init(path: String, query: Substring?, unchangedTarget: String) {
+            self.path = path
+            self.query = query
+            self.unchangedTarget = unchangedTarget
+        }
+
         /// Path and query, as forwarded upstream.
         public var target: String {
             if let unchangedTarget { return unchangedTarget }
@@ -49,9 +55,7 @@ public enum PathNormalizer {
             return .failure(Rejection(description: "request target contains a fragment"))
         }
         if Self.isAlreadyNormal(pathPart) {
-            var normalized = Normalized(path: query == nil ? target : String(pathPart), query: query)
-            normalized.unchangedTarget = target
-            return .success(normalized)
+            return .success(Normalized(path: query == nil ? target : String(pathPart), query: query, unchangedTarget: target))
         }
 
         // 1. Percent-decoding of unreserved characters only; refuse dangerous escapes.
