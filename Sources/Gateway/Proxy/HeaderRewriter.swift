@@ -128,7 +128,7 @@ public enum HeaderRewriter {
     ///     allocated.
     static func requestHead(
         method: HTTPMethod, target: String, fields: ByteBuffer, connectionNamesFields: Bool, identityHeaderNames: [[UInt8]],
-        forwarding: Forwarding, framing: BodyFraming, allocator: ByteBufferAllocator = ByteBufferAllocator(),
+        forwarding: borrowing Forwarding, framing: BodyFraming, allocator: ByteBufferAllocator = ByteBufferAllocator(),
         reusing spare: consuming ByteBuffer? = nil
     ) -> ForwardHead {
         // Room for the client's head and what is added (the buffer grows past it if need be).
@@ -192,7 +192,7 @@ public enum HeaderRewriter {
     /// caller writes its own).
     /// - Parameter connectionNamed: what the client's `Connection` names (`connectionNamed`).
     private static func rewriteRequestFields<Sink: HeaderSink>(
-        _ fields: ByteBuffer, identityHeaderNames: [[UInt8]], forwarding: Forwarding, keepFraming: Bool,
+        _ fields: ByteBuffer, identityHeaderNames: [[UInt8]], forwarding: borrowing Forwarding, keepFraming: Bool,
         connectionNamed: [Substring], into headers: inout Sink
     ) {
         var forwardedFor: String?
