@@ -63,28 +63,36 @@ extension ByteBuffer: HeaderSink {
     }
 
     /// `name: value\r\n`, copied in one write (each `ByteBuffer.write…` call pays its own
-    /// capacity, uniqueness and exclusivity checks).
+    /// capacity, uniqueness and exclusivity checks). The strings' bytes are read in place
+    /// (`withContiguousStorageIfAvailable` needs no mutable copy, so no retain, where
+    /// `withUTF8` does); a string without contiguous UTF-8 is copied out first.
     mutating func writeHeaderLine(_ name: String, _ value: String) {
-        var name = name
-        var value = value
-        name.withUTF8 { name in
-            value.withUTF8 { value in
-                let count = name.count + value.count + 4
-                self.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
-                    // `count` ≥ 4, so the target has an address.
-                    let base = target.baseAddress!
-                    if let from = name.baseAddress { base.copyMemory(from: from, byteCount: name.count) }
-                    var at = name.count
-                    base.storeBytes(of: UInt8(ascii: ":"), toByteOffset: at, as: UInt8.self)
-                    base.storeBytes(of: UInt8(ascii: " "), toByteOffset: at + 1, as: UInt8.self)
-                    at += 2
-                    if let from = value.baseAddress { (base + at).copyMemory(from: from, byteCount: value.count) }
-                    at += value.count
-                    base.storeBytes(of: UInt8(ascii: "\r"), toByteOffset: at, as: UInt8.self)
-                    base.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: at + 1, as: UInt8.self)
-                    return count
-                }
+        let written: Void?? = name.utf8.withContiguousStorageIfAvailable { name in
+            value.utf8.withContiguousStorageIfAvailable { value in
+                self.writeHeaderLine(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value))
             }
+        }
+        if case .some(.some) = written { return }
+        Array(name.utf8).withUnsafeBytes { name in
+            Array(value.utf8).withUnsafeBytes { value in self.writeHeaderLine(name, value) }
+        }
+    }
+
+    private mutating func writeHeaderLine(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+        let count = name.count + value.count + 4
+        self.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
+            // `count` ≥ 4, so the target has an address.
+            let base = target.baseAddress!
+            if let from = name.baseAddress { base.copyMemory(from: from, byteCount: name.count) }
+            var at = name.count
+            base.storeBytes(of: UInt8(ascii: ":"), toByteOffset: at, as: UInt8.self)
+            base.storeBytes(of: UInt8(ascii: " "), toByteOffset: at + 1, as: UInt8.self)
+            at += 2
+            if let from = value.baseAddress { (base + at).copyMemory(from: from, byteCount: value.count) }
+            at += value.count
+            base.storeBytes(of: UInt8(ascii: "\r"), toByteOffset: at, as: UInt8.self)
+            base.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: at + 1, as: UInt8.self)
+            return count
         }
     }
 }
