@@ -401,8 +401,7 @@ enum HTTPFieldLine {
     /// token, the value visible characters, spaces, tabs and obs-text; a line starting with
     /// whitespace is obsolete folding.
     static func validate(_ bytes: UnsafeRawBufferPointer, from start: Int) throws(HTTPSyntaxError) -> Split {
-        var index = start
-        while index < bytes.count, Self.isTokenByte(bytes[index]) { index += 1 }
+        var index = Self.skipToken(bytes, start, bytes.count)
         guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
             if index == start, index < bytes.count, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") {
                 throw HTTPSyntaxError("obsolete line folding in a header")
@@ -656,11 +655,17 @@ enum HTTPFieldLine {
         return index
     }
 
+    /// The end of the `tchar`s from `start`: one look-up in `tokenTable` per byte.
     static func skipToken(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int {
         var index = start
-        while index < end, Self.isTokenByte(bytes[index]) { index += 1 }
+        Self.tokenTable.withUnsafeBufferPointer { table in
+            while index < end, table[Int(bytes[index])] { index &+= 1 }
+        }
         return index
     }
+
+    /// `isTokenByte` for every byte value.
+    static let tokenTable: [Bool] = (0...255).map { Self.isTokenByte(UInt8($0)) }
 
     static func hexValue(_ byte: UInt8) -> Int? {
         switch byte {
