@@ -44,9 +44,10 @@ public enum PathNormalizer {
     public static func normalize(_ target: String) -> Result<Normalized, Rejection> {
         var pathPart = Substring(target)
         var query: Substring?
-        if let mark = target.firstIndex(of: "?") {
+        // The first `?` byte (RFC 3986 §3.4), found in the UTF-8 view: no walk over `Character`s.
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             pathPart = target[..<mark]
-            query = target[target.index(after: mark)...]
+            query = target[target.utf8.index(after: mark)...]
         }
         guard pathPart.first == "/" else {
             return .failure(Rejection(description: "request target is not an absolute path"))
