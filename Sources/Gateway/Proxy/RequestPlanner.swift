@@ -254,13 +254,19 @@ public final class RequestPlanner: Sendable {
         var reason: String
         /// Not a denial yet: refresh these providers' remote keys and try again.
         var refresh: [Int]? = nil
+
+        /// The token header is not `<scheme> <token68>`.
+        static var malformedHeader: Denial {
+            Denial(response: .auth(.malformed("bad authorization header")), reason: "malformed")
+        }
     }
 
     private func authenticate(
         _ head: ClientRequestHead, summary: HeadSummary, route: Route, now: Double, allowKeyRefresh: Bool,
         cache: TokenCache?
     ) -> Result<(identity: [(name: String, value: String)], subject: String?), Denial> {
-        let extraction = self.extractor.extract(
+        // The token68 check of a header token waits for the cache: an entry carries its answer.
+        let (extraction, fromHeader) = self.extractor.extractDeferringSyntaxCheck(
             headerValue: summary.tokenHeader, repeated: summary.tokenHeaderCount > 1,
             cookieHeaders: summary.hasCookie ? head.values("cookie") : [])
         let token: Substring
@@ -270,7 +276,7 @@ public final class RequestPlanner: Sendable {
         case .invalid(let problem):
             switch problem {
             case .malformedHeader:
-                return .failure(Denial(response: .auth(.malformed("bad authorization header")), reason: "malformed"))
+                return .failure(.malformedHeader)
             case .repeatedHeader, .ambiguousCookie:
                 return .failure(Denial(response: .badRequest(problem.rawValue), reason: "ambiguous_credentials"))
             }
@@ -281,11 +287,14 @@ public final class RequestPlanner: Sendable {
         if let cache, let entry = cache.lookup(token, generation: generation, now: now),
             route.providerIndices?.contains(entry.verified.providerIndex) ?? true
         {
+            // The same bytes as the entry's, so the same answer as `isToken68(token)`.
+            guard !fromHeader || entry.isToken68 else { return .failure(.malformedHeader) }
             guard ClaimPolicy.allows(entry.verified.claims, requirements: route.requireClaims) else {
                 return .failure(Denial(response: .auth(.insufficientScope), reason: AuthFailure.insufficientScope.code))
             }
             return .success((entry.identity, entry.subject))
         }
+        if fromHeader, !TokenExtractor.isToken68(token) { return .failure(.malformedHeader) }
         let verified: VerifiedToken
         var candidates: [Int] = []
         let verifier = self.keys.verifier

@@ -19,6 +19,9 @@ public final class TokenCache {
         /// Identity header values, computed once per token.
         public let identity: [(name: String, value: String)]
         public let subject: String?
+        /// The token is a token68 (`TokenExtractor.isToken68`), as a token from the
+        /// `Authorization` header must be: checked once, at insertion, for these bytes.
+        public let isToken68: Bool
         let generation: Int
         let notBefore: Double?
         let skew: Double
@@ -82,7 +85,8 @@ public final class TokenCache {
         let key = Self.key(token)
         self.remove(key)
         self.entries[key] = Entry(
-            token: String(token), verified: verified, identity: identity, subject: subject, generation: generation,
+            token: String(token), verified: verified, identity: identity, subject: subject,
+            isToken68: TokenExtractor.isToken68(token), generation: generation,
             notBefore: verified.claims["nbf"]?.doubleValue, skew: skew)
         self.stats.bytes += size
         self.stats.entries = self.entries.count

@@ -50,24 +50,39 @@ public struct TokenExtractor: Sendable {
     /// The same, for a caller that scanned the headers itself: the first value of the token
     /// header, and whether there was more than one.
     public func extract(headerValue: String?, repeated: Bool, cookieHeaders: @autoclosure () -> [String]) -> TokenExtraction {
-        if repeated { return .invalid(.repeatedHeader) }
+        let found = self.extractDeferringSyntaxCheck(headerValue: headerValue, repeated: repeated, cookieHeaders: cookieHeaders())
+        if found.fromHeader, case .token(let token) = found.extraction, !Self.isToken68(token) {
+            return .invalid(.malformedHeader)
+        }
+        return found.extraction
+    }
+
+    /// `extract`, less one check it leaves to the caller: that a token from the header is a
+    /// token68 (`isToken68`; `fromHeader` says whether the token came from the header). A header
+    /// token that fails it is `.invalid(.malformedHeader)`. The planner makes the check only
+    /// when the token is not in its cache, whose entries carry the answer for their bytes.
+    func extractDeferringSyntaxCheck(
+        headerValue: String?, repeated: Bool, cookieHeaders: @autoclosure () -> [String]
+    ) -> (extraction: TokenExtraction, fromHeader: Bool) {
+        if repeated { return (.invalid(.repeatedHeader), false) }
         if let value = headerValue {
-            let credentials = self.parseCredentials(value)
+            let credentials = self.parseCredentials(value, checkingToken68: false)
             // Another scheme (`Basic ...`) is not a bearer token: fall back to the cookie.
-            if credentials != .missing { return credentials }
+            if credentials != .missing { return (credentials, true) }
         }
         if let cookie = self.source.cookie {
             switch CookieParser.value(named: cookie, in: cookieHeaders()) {
-            case .found(let value) where !value.isEmpty: return .token(value)
-            case .found, .notFound: return .missing
-            case .ambiguous: return .invalid(.ambiguousCookie)
+            case .found(let value) where !value.isEmpty: return (.token(value), false)
+            case .found, .notFound: return (.missing, false)
+            case .ambiguous: return (.invalid(.ambiguousCookie), false)
             }
         }
-        return .missing
+        return (.missing, false)
     }
 
-    /// `credentials = auth-scheme 1*SP token68` (RFC 7235 §2.1, RFC 6750 §2.1).
-    func parseCredentials(_ value: String) -> TokenExtraction {
+    /// `credentials = auth-scheme 1*SP token68` (RFC 7235 §2.1, RFC 6750 §2.1); with
+    /// `checkingToken68: false`, a `.token` may still fail `isToken68`.
+    func parseCredentials(_ value: String, checkingToken68: Bool = true) -> TokenExtraction {
         // Scanned as bytes (see `HeaderRules.trimmingBlanks`); every byte looked for is ASCII,
         // so each index found is a character boundary of `value`.
         let rest = HeaderRules.trimmingBlanks(Substring(value))
@@ -82,7 +97,7 @@ public struct TokenExtractor: Sendable {
         let afterScheme = rest.utf8[space...]
         let tokenStart = afterScheme.firstIndex { $0 != UInt8(ascii: " ") } ?? afterScheme.endIndex
         let token = rest[tokenStart...]
-        guard !token.isEmpty, Self.isToken68(token) else { return .invalid(.malformedHeader) }
+        guard !token.isEmpty, !checkingToken68 || Self.isToken68(token) else { return .invalid(.malformedHeader) }
         return .token(token)
     }
 

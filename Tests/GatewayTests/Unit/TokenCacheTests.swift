@@ -147,4 +147,33 @@ struct TokenCacheTests {
         let header = "Bearer abc.def.ghi"
         #expect(TokenCache.sameBytes("abc.def.ghi", header.dropFirst(7)))
     }
+
+    @Test("A header token that is not a token68 is refused on a cache hit as on a miss; the same bytes in the cookie pass")
+    func token68OnHit() throws {
+        // Bytes that are a cookie value but not a token68 (`!`), cached as if they had verified
+        // (no JWS has them: this stands for any entry a cookie could put there).
+        let odd = "abc!def"
+        #expect(!TokenExtractor.isToken68(Substring(odd)))
+        let verified = try self.planner.keys.verifier.verify(try self.token(exp: 1_700_000_100), now: TestSupport.now).get()
+        let generation = self.planner.keys.generation
+        let cache = TokenCache()
+        // A miss: refused before any verification.
+        #expect(self.status(self.planner.plan(self.head("/api", token: odd), clientAddress: nil, now: TestSupport.now, cache: cache)) == 401)
+        cache.insert(Substring(odd), verified: verified, identity: [], subject: "alice", generation: generation, skew: 30)
+        #expect(cache.lookup(Substring(odd), generation: generation, now: TestSupport.now)?.isToken68 == false)
+        // A hit, in the header: still malformed.
+        let hits = cache.stats.hits
+        let plan = self.planner.plan(self.head("/api", token: odd), clientAddress: nil, now: TestSupport.now, cache: cache)
+        #expect(self.status(plan) == 401)
+        #expect(cache.stats.hits == hits + 1)
+        if case .respond(_, let reason) = plan { #expect(reason == "malformed") }
+        // The same bytes as the cookie: no token68 rule there.
+        let cookie = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/api", headers: ["Host": "gw", "Cookie": "access_token=\(odd)"])
+        #expect(self.status(self.planner.plan(cookie, clientAddress: nil, now: TestSupport.now, cache: cache)) == 200)
+        // A token68 header token that is cached passes, and its entry says so.
+        let token = try self.token(exp: 1_700_000_100)
+        #expect(self.status(self.planner.plan(self.head("/api", token: token), clientAddress: nil, now: TestSupport.now, cache: cache)) == 200)
+        #expect(cache.lookup(Substring(token), generation: generation, now: TestSupport.now)?.isToken68 == true)
+        #expect(self.status(self.planner.plan(self.head("/api", token: token), clientAddress: nil, now: TestSupport.now, cache: cache)) == 200)
+    }
 }
