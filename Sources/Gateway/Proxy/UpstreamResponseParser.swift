@@ -657,15 +657,11 @@ enum HTTPFieldLine {
 
     /// The end of the `tchar`s from `start`: one look-up in `tokenTable` per byte.
     static func skipToken(_ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> Int {
-        var index = start
-        Self.tokenTable.withUnsafeBufferPointer { table in
-            while index < end, table[Int(bytes[index])] { index &+= 1 }
-        }
-        return index
+        Self.tokenTable.endOfRun(in: bytes, from: start, to: end)
     }
 
-    /// `isTokenByte` for every byte value.
-    static let tokenTable: [Bool] = (0...255).map { Self.isTokenByte(UInt8($0)) }
+    /// The `tchar`s, as `isTokenByte` defines them.
+    static let tokenTable = ByteTable(Self.isTokenByte)
 
     static func hexValue(_ byte: UInt8) -> Int? {
         switch byte {
