@@ -66,7 +66,7 @@ public struct TokenExtractor: Sendable {
     ) -> (extraction: TokenExtraction, fromHeader: Bool) {
         if repeated { return (.invalid(.repeatedHeader), false) }
         if let value = headerValue {
-            let credentials = self.parseCredentials(value, checkingToken68: false)
+            let credentials = self.parseCredentials(value)
             // Another scheme (`Basic ...`) is not a bearer token: fall back to the cookie.
             if credentials != .missing { return (credentials, true) }
         }
@@ -80,9 +80,10 @@ public struct TokenExtractor: Sendable {
         return (.missing, false)
     }
 
-    /// `credentials = auth-scheme 1*SP token68` (RFC 7235 §2.1, RFC 6750 §2.1); with
-    /// `checkingToken68: false`, a `.token` may still fail `isToken68`.
-    func parseCredentials(_ value: String, checkingToken68: Bool = true) -> TokenExtraction {
+    /// `credentials = auth-scheme 1*SP token68` (RFC 7235 §2.1, RFC 6750 §2.1), but for the
+    /// token68 rule on the token itself, which is the caller's (`isToken68`): a `.token` may
+    /// still fail it.
+    func parseCredentials(_ value: String) -> TokenExtraction {
         // Scanned as bytes (see `HeaderRules.trimmingBlanks`); every byte looked for is ASCII,
         // so each index found is a character boundary of `value`.
         let rest = HeaderRules.trimmingBlanks(Substring(value))
@@ -97,7 +98,7 @@ public struct TokenExtractor: Sendable {
         let afterScheme = rest.utf8[space...]
         let tokenStart = afterScheme.firstIndex { $0 != UInt8(ascii: " ") } ?? afterScheme.endIndex
         let token = rest[tokenStart...]
-        guard !token.isEmpty, !checkingToken68 || Self.isToken68(token) else { return .invalid(.malformedHeader) }
+        guard !token.isEmpty else { return .invalid(.malformedHeader) }
         return .token(token)
     }
 
@@ -112,17 +113,14 @@ public struct TokenExtractor: Sendable {
     /// request as a loop over a generic `Sequence` with a flag, 1,900 with the bit masks of
     /// `isToken68Character` in these loops.)
     static func isToken68(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        var index = 0
         let count = bytes.count
-        Self.token68Table.withUnsafeBufferPointer { table in
-            while index < count, table[Int(bytes[index])] { index &+= 1 }
-        }
+        var index = Self.token68Table.endOfRun(in: UnsafeRawBufferPointer(bytes), from: 0, to: count)
         while index < count, bytes[index] == UInt8(ascii: "=") { index &+= 1 }
         return index == count
     }
 
-    /// `isToken68Character` for every byte value.
-    static let token68Table: [Bool] = (0...255).map { Self.isToken68Character(UInt8($0)) }
+    /// The token68 characters, as `isToken68Character` defines them.
+    static let token68Table = ByteTable(Self.isToken68Character)
 
     /// ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/", as two 64-bit masks over the ASCII
     /// bytes: the definition `token68Table` is built from (once), checked against RFC 7235's
