@@ -8,9 +8,9 @@ Prints the LIMIT (default 40) functions with the most instructions of their own 
 LIMIT with the most including their callees (inclusive; recursion is not unfolded, so a
 function that calls itself counts its own calls again), each divided by REQUESTS, names
 demangled with `swift demangle` when it is on PATH. With `--callers NAME`: the functions that
-call a function whose symbol is NAME (e.g. `swift_retain`), by calls per request. callgrind_annotate cannot be used on these
-dumps: a dump made after `callgrind_control -z` charges everything to `clone`. Needs
-`--compress-strings=no`. Standard library only.
+call a function whose symbol is NAME (e.g. `swift_retain`), by calls per request.
+callgrind_annotate cannot be used on these dumps: a dump made after `callgrind_control -z`
+charges everything to `clone`. Needs `--compress-strings=no`. Standard library only.
 """
 import collections
 import shutil

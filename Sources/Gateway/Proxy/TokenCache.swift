@@ -106,9 +106,10 @@ public final class TokenCache {
     /// A 64-bit hash of `bytes`, eight at a time: each word is mixed in with a multiply and a
     /// shift, the last bytes and the length go into a final word, and the result goes through
     /// SplitMix64's finaliser. Under callgrind, 354 instructions for the benchmark's HS256 token
-    /// where `Hasher` (SipHash-1-3) took 1,169 (BENCHMARKS.md), and enough here: the key only spreads entries. A key never stands for
-    /// a token (a hit compares every byte), and only tokens that verified are inserted, each
-    /// under one key, so a client who finds two tokens with one key gains only a miss.
+    /// where `Hasher` (SipHash-1-3) took 1,169 (BENCHMARKS.md). Enough here: the key only spreads
+    /// entries. A key never stands for a token (a hit compares every byte), and only tokens that
+    /// verified are inserted, each under one key, so a client who finds two tokens with one key
+    /// gains only a miss.
     static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> Int {
         let multiplier: UInt64 = 0x9E37_79B9_7F4A_7C15
         var state = seed ^ (UInt64(truncatingIfNeeded: bytes.count) &* multiplier)

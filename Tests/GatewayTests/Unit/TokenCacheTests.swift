@@ -157,8 +157,10 @@ struct TokenCacheTests {
         let verified = try self.planner.keys.verifier.verify(try self.token(exp: 1_700_000_100), now: TestSupport.now).get()
         let generation = self.planner.keys.generation
         let cache = TokenCache()
-        // A miss: refused before any verification.
+        // A miss: refused before any verification, and counted as a lookup that missed.
         #expect(self.status(self.planner.plan(self.head("/api", token: odd), clientAddress: nil, now: TestSupport.now, cache: cache)) == 401)
+        #expect(cache.stats.misses == 1)
+        #expect(cache.stats.entries == 0)
         cache.insert(Substring(odd), verified: verified, identity: [], subject: "alice", generation: generation, skew: 30)
         #expect(cache.lookup(Substring(odd), generation: generation, now: TestSupport.now)?.isToken68 == false)
         // A hit, in the header: still malformed.
