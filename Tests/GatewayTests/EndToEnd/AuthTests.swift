@@ -156,6 +156,29 @@ extension EndToEnd {
             }
         }
 
+        @Test("a malformed Authorization value around a cached token: 401, upstream untouched; the token alone still passes")
+        func malformedAroundCachedToken() async throws {
+            let token = try Tokens.valid(sub: "alice")
+            try await withGateway(config: { standardConfig($0) }) { env in
+                // One connection: one event loop, so one cache, which holds the token after this.
+                // Each value below starts or ends with the cached token's bytes: a cache that took
+                // a prefix or a key match for a hit would forward them (CONTRACT, request
+                // semantics 6: malformed tokens never reach the upstream).
+                let client = try await env.connect()
+                try await client.send(httpRequest("GET", "/orders", headers: [bearer(token)]))
+                #expect(try await client.readResponse().status == 200)
+                for value in ["Bearer \(token),", "Bearer \(token) \(token)", "Bearer \(token)=x", "Bearer ,\(token)"] {
+                    try await client.send(httpRequest("GET", "/orders", headers: [("Authorization", value)]))
+                    let response = try await client.readResponse()
+                    #expect(response.status == 401, "\(value): \(response)")
+                    #expect(response.header("WWW-Authenticate")?.contains(#"error="invalid_token""#) == true, "\(value)")
+                }
+                try await client.send(httpRequest("GET", "/orders", headers: [bearer(token)]))
+                #expect(try await client.readResponse().status == 200)
+                #expect(env.upstreamRequests == 2)
+            }
+        }
+
         @Test("require_claims: role string or array containing admin passes")
         func requireClaimsAllowed() async throws {
             let single = try Tokens.valid(sub: "root", [("role", .string("admin"))])
