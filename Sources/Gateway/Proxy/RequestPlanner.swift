@@ -261,40 +261,33 @@ public final class RequestPlanner: Sendable {
         }
     }
 
+    /// A request's token, as `authenticate` finds it before verifying anything.
+    private enum Presented {
+        /// In this event loop's cache, for a provider the route accepts.
+        case cached(TokenCache.Entry)
+        /// To verify.
+        case token(Substring)
+    }
+
     private func authenticate(
         _ head: ClientRequestHead, summary: HeadSummary, route: Route, now: Double, allowKeyRefresh: Bool,
         cache: TokenCache?
     ) -> Result<(identity: [(name: String, value: String)], subject: String?), Denial> {
-        // The token68 check of a header token waits for the cache: an entry carries its answer.
-        let (extraction, fromHeader) = self.extractor.extractDeferringSyntaxCheck(
-            headerValue: summary.tokenHeader, repeated: summary.tokenHeaderCount > 1,
-            cookieHeaders: summary.hasCookie ? head.values("cookie") : [])
-        let token: Substring
-        switch extraction {
-        case .token(let value): token = value
-        case .missing: return .failure(Denial(response: .auth(.missingToken), reason: "missing_token"))
-        case .invalid(let problem):
-            switch problem {
-            case .malformedHeader:
-                return .failure(.malformedHeader)
-            case .repeatedHeader, .ambiguousCookie:
-                return .failure(Denial(response: .badRequest(problem.rawValue), reason: "ambiguous_credentials"))
-            }
-        }
         // Read the generation before the keys: an entry is then never stamped newer than the
         // keys that verified it.
         let generation = self.keys.generation
-        if let cache, let entry = cache.lookup(token, generation: generation, now: now),
-            route.providerIndices?.contains(entry.verified.providerIndex) ?? true
-        {
-            // The same bytes as the entry's, so the same answer as `isToken68(token)`.
-            guard !fromHeader || entry.isToken68 else { return .failure(.malformedHeader) }
+        let token: Substring
+        switch self.presentedToken(head, summary: summary, route: route, now: now, generation: generation, cache: cache) {
+        case .success(.cached(let entry)):
             guard ClaimPolicy.allows(entry.verified.claims, requirements: route.requireClaims) else {
                 return .failure(Denial(response: .auth(.insufficientScope), reason: AuthFailure.insufficientScope.code))
             }
             return .success((entry.identity, entry.subject))
+        case .success(.token(let value)):
+            token = value
+        case .failure(let denial):
+            return .failure(denial)
         }
-        if fromHeader, !TokenExtractor.isToken68(token) { return .failure(.malformedHeader) }
         let verified: VerifiedToken
         var candidates: [Int] = []
         let verifier = self.keys.verifier
@@ -326,6 +319,43 @@ public final class RequestPlanner: Sendable {
         return .success((identity, subject))
     }
 
+    /// Finds the request's token and looks it up in the cache. A header token is read where it
+    /// lies in the head: on a hit nothing is copied and its token68 check is the entry's
+    /// (`Entry.isToken68`, the answer for the same bytes); on a miss it is checked, then copied
+    /// for the verifier.
+    private func presentedToken(
+        _ head: ClientRequestHead, summary: HeadSummary, route: Route, now: Double, generation: Int, cache: TokenCache?
+    ) -> Result<Presented, Denial> {
+        /// An entry verified by a provider the route does not accept is a miss here.
+        func usable(_ entry: TokenCache.Entry?) -> TokenCache.Entry? {
+            guard let entry, route.providerIndices?.contains(entry.verified.providerIndex) ?? true else { return nil }
+            return entry
+        }
+        return head.fields.withUnsafeReadableBytes { fields in
+            let value = summary.tokenHeader.map { UnsafeRawBufferPointer(rebasing: fields[$0]) }
+            let location = self.extractor.locate(
+                headerValue: value, repeated: summary.tokenHeaderCount > 1,
+                cookieHeaders: summary.hasCookie ? head.values("cookie") : [])
+            switch location {
+            case .header(let token):
+                if let entry = usable(cache?.lookup(bytes: token, generation: generation, now: now)) {
+                    return entry.isToken68 ? .success(.cached(entry)) : .failure(.malformedHeader)
+                }
+                guard TokenExtractor.isToken68(bytes: token) else { return .failure(.malformedHeader) }
+                return .success(.token(Substring(String(decoding: token, as: UTF8.self))))
+            case .elsewhere(.token(let token)):
+                if let entry = usable(cache?.lookup(token, generation: generation, now: now)) { return .success(.cached(entry)) }
+                return .success(.token(token))
+            case .elsewhere(.missing):
+                return .failure(Denial(response: .auth(.missingToken), reason: "missing_token"))
+            case .elsewhere(.invalid(.malformedHeader)):
+                return .failure(.malformedHeader)
+            case .elsewhere(.invalid(let problem)):
+                return .failure(Denial(response: .badRequest(problem.rawValue), reason: "ambiguous_credentials"))
+            }
+        }
+    }
+
     /// The body framing a request head declares, as the proxy reads it, or why it is refused
     /// (RFC 9112 §6.1–6.3; `ClientRequestParser`).
     public static func framing(of headers: HTTPHeaders) -> Result<BodyFraming, ClientRequestError> {
@@ -334,13 +364,14 @@ public final class RequestPlanner: Sendable {
 }
 
 /// What the planner needs from a request's fields besides the framing, gathered in one pass
-/// (a `String` only for the values it keeps).
+/// (a `String` only for the values it keeps; the token header's value stays in the head).
 struct HeadSummary {
     var host: String?
     var hostCount = 0
     var expect: String?
     var expectCount = 0
-    var tokenHeader: String?
+    /// Where the first token header's value is, as offsets into the head's `fields`.
+    var tokenHeader: Range<Int>?
     var tokenHeaderCount = 0
     var hasCookie = false
     var requestID: String?
@@ -351,25 +382,31 @@ struct HeadSummary {
         var requestIDHeader = requestIDHeader ?? ""
         tokenHeader.withUTF8 { tokenHeader in
             requestIDHeader.withUTF8 { requestIDHeader in
-                head.forEachField { name, value, _ in
-                    switch name.count {
-                    case 4 where HTTPFieldLine.equalsIgnoringCase(name, "host"):
-                        self.host = String(decoding: value, as: UTF8.self)
-                        self.hostCount += 1
-                    case 6 where HTTPFieldLine.equalsIgnoringCase(name, "expect"):
-                        self.expect = String(decoding: value, as: UTF8.self)
-                        self.expectCount += 1
-                    case 6 where HTTPFieldLine.equalsIgnoringCase(name, "cookie"):
-                        self.hasCookie = true
-                    default:
-                        break
-                    }
-                    if HTTPFieldLine.equalsIgnoringCase(name, tokenHeader) {
-                        self.tokenHeader = String(decoding: value, as: UTF8.self)
-                        self.tokenHeaderCount += 1
-                    } else if !requestIDHeader.isEmpty, HTTPFieldLine.equalsIgnoringCase(name, requestIDHeader) {
-                        self.requestID = String(decoding: value, as: UTF8.self)
-                        self.requestIDCount += 1
+                head.fields.withUnsafeReadableBytes { fields in
+                    HTTPFieldLine.forEachField(in: fields) { name, value, _ in
+                        switch name.count {
+                        case 4 where HTTPFieldLine.equalsIgnoringCase(name, "host"):
+                            self.host = String(decoding: value, as: UTF8.self)
+                            self.hostCount += 1
+                        case 6 where HTTPFieldLine.equalsIgnoringCase(name, "expect"):
+                            self.expect = String(decoding: value, as: UTF8.self)
+                            self.expectCount += 1
+                        case 6 where HTTPFieldLine.equalsIgnoringCase(name, "cookie"):
+                            self.hasCookie = true
+                        default:
+                            break
+                        }
+                        if HTTPFieldLine.equalsIgnoringCase(name, tokenHeader) {
+                            if self.tokenHeaderCount == 0 {
+                                // `value` is a slice of `fields`: where it starts there.
+                                let offset = value.baseAddress.map { fields.baseAddress!.distance(to: $0) } ?? 0
+                                self.tokenHeader = offset..<(offset + value.count)
+                            }
+                            self.tokenHeaderCount += 1
+                        } else if !requestIDHeader.isEmpty, HTTPFieldLine.equalsIgnoringCase(name, requestIDHeader) {
+                            self.requestID = String(decoding: value, as: UTF8.self)
+                            self.requestIDCount += 1
+                        }
                     }
                 }
             }

@@ -13,7 +13,9 @@ import Darwin
 /// only for the provider that verified it; `exp` and `nbf` are re-checked on every hit, and an
 /// entry never outlives its token's `exp` (plus skew). Failures are never cached.
 public final class TokenCache {
-    public struct Entry {
+    /// A class: a hit hands the planner one reference, not a copy of every field (a struct
+    /// cost four retains and an outlined copy per hit).
+    public final class Entry {
         public let token: String
         public let verified: VerifiedToken
         /// Identity header values, computed once per token.
@@ -25,6 +27,20 @@ public final class TokenCache {
         let generation: Int
         let notBefore: Double?
         let skew: Double
+
+        init(
+            token: String, verified: VerifiedToken, identity: [(name: String, value: String)], subject: String?,
+            isToken68: Bool, generation: Int, notBefore: Double?, skew: Double
+        ) {
+            self.token = token
+            self.verified = verified
+            self.identity = identity
+            self.subject = subject
+            self.isToken68 = isToken68
+            self.generation = generation
+            self.notBefore = notBefore
+            self.skew = skew
+        }
     }
 
     public struct Stats: Sendable, Equatable {
@@ -46,7 +62,17 @@ public final class TokenCache {
 
     /// The entry for `token` if it is still good at `now` under key `generation`.
     public func lookup(_ token: Substring, generation: Int, now: Double) -> Entry? {
-        let key = Self.key(token)
+        if let entry = token.utf8.withContiguousStorageIfAvailable({
+            self.lookup(bytes: UnsafeRawBufferPointer($0), generation: generation, now: now)
+        }) {
+            return entry
+        }
+        return Array(token.utf8).withUnsafeBytes { self.lookup(bytes: $0, generation: generation, now: now) }
+    }
+
+    /// `lookup` for a token read in place (the planner's header path: no `String` on a hit).
+    public func lookup(bytes token: UnsafeRawBufferPointer, generation: Int, now: Double) -> Entry? {
+        let key = Self.hash(token, seed: Self.seed)
         guard let entry = self.entries[key] else {
             self.stats.misses += 1
             return nil
@@ -137,14 +163,12 @@ public final class TokenCache {
     }
 
     /// Byte equality of the stored token and the presented one, compared as memory.
-    static func sameBytes(_ stored: String, _ token: Substring) -> Bool {
-        let result: Bool?? = stored.utf8.withContiguousStorageIfAvailable { a in
-            token.utf8.withContiguousStorageIfAvailable { b in
-                a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
-            }
+    static func sameBytes(_ stored: String, _ token: UnsafeRawBufferPointer) -> Bool {
+        let result = stored.utf8.withContiguousStorageIfAvailable { a in
+            a.count == token.count && (a.count == 0 || memcmp(a.baseAddress!, token.baseAddress!, a.count) == 0)
         }
-        if let result, let result { return result }
-        return stored.utf8.elementsEqual(token.utf8)
+        if let result { return result }
+        return stored.utf8.elementsEqual(token)
     }
 
     private func remove(_ key: Int) {

@@ -486,16 +486,22 @@ enum HTTPFieldLine {
         _ fields: ByteBuffer,
         _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ line: UnsafeRawBufferPointer) -> Void
     ) {
-        fields.withUnsafeReadableBytes { bytes in
-            var start = 0
-            while start < bytes.count {
-                let field = HTTPFieldLine.split(bytes, from: start)
-                body(
-                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon]),
-                    UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]),
-                    UnsafeRawBufferPointer(rebasing: bytes[start..<field.next]))
-                start = field.next
-            }
+        fields.withUnsafeReadableBytes { Self.forEachField(in: $0, body) }
+    }
+
+    /// `forEachField` over the bytes of a header block, for a caller that keeps offsets into it.
+    static func forEachField(
+        in bytes: UnsafeRawBufferPointer,
+        _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ line: UnsafeRawBufferPointer) -> Void
+    ) {
+        var start = 0
+        while start < bytes.count {
+            let field = HTTPFieldLine.split(bytes, from: start)
+            body(
+                UnsafeRawBufferPointer(rebasing: bytes[start..<field.colon]),
+                UnsafeRawBufferPointer(rebasing: bytes[field.valueStart..<field.valueEnd]),
+                UnsafeRawBufferPointer(rebasing: bytes[start..<field.next]))
+            start = field.next
         }
     }
 

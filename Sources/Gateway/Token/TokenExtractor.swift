@@ -35,9 +35,12 @@ public enum TokenExtraction: Equatable, Sendable {
 /// Pure token extraction over header values; the proxy passes the values it decoded.
 public struct TokenExtractor: Sendable {
     public let source: TokenSource
+    /// `source.scheme`'s bytes, for `credentials(in:scheme:)`.
+    let scheme: [UInt8]
 
     public init(source: TokenSource) {
         self.source = source
+        self.scheme = Array(source.scheme.utf8)
     }
 
     /// - Parameters:
@@ -50,71 +53,99 @@ public struct TokenExtractor: Sendable {
     /// The same, for a caller that scanned the headers itself: the first value of the token
     /// header, and whether there was more than one.
     public func extract(headerValue: String?, repeated: Bool, cookieHeaders: @autoclosure () -> [String]) -> TokenExtraction {
-        let found = self.extractDeferringSyntaxCheck(headerValue: headerValue, repeated: repeated, cookieHeaders: cookieHeaders())
-        if found.fromHeader, case .token(let token) = found.extraction, !Self.isToken68(token) {
-            return .invalid(.malformedHeader)
+        var value = headerValue ?? ""
+        return value.withUTF8 { bytes in
+            let value = UnsafeRawBufferPointer(bytes)
+            switch self.locate(headerValue: headerValue == nil ? nil : value, repeated: repeated, cookieHeaders: cookieHeaders()) {
+            case .header(let token):
+                guard Self.isToken68(bytes: token) else { return .invalid(.malformedHeader) }
+                return .token(Substring(String(decoding: token, as: UTF8.self)))
+            case .elsewhere(let extraction):
+                return extraction
+            }
         }
-        return found.extraction
     }
 
-    /// `extract`, less one check it leaves to the caller: that a token from the header is a
-    /// token68 (`isToken68`; `fromHeader` says whether the token came from the header). A header
-    /// token that fails it is `.invalid(.malformedHeader)`. The planner makes the check only
-    /// when the token is not in its cache, whose entries carry the answer for their bytes.
-    func extractDeferringSyntaxCheck(
-        headerValue: String?, repeated: Bool, cookieHeaders: @autoclosure () -> [String]
-    ) -> (extraction: TokenExtraction, fromHeader: Bool) {
-        if repeated { return (.invalid(.repeatedHeader), false) }
+    /// Where a request's token is, as `locate` finds it.
+    enum Location {
+        /// In the token header's value: these bytes, a slice of the value `locate` was given
+        /// (valid as long as it is). Not yet checked against the token68 rule a header token
+        /// must meet (`isToken68`): the caller's check, which the planner makes only when the
+        /// token is not in its cache (an entry carries the answer for its bytes).
+        case header(UnsafeRawBufferPointer)
+        /// In a cookie, nowhere, or sent wrongly.
+        case elsewhere(TokenExtraction)
+    }
+
+    /// `extract`, reading the header value in place: the planner looks a header token up in its
+    /// cache before any of it is copied.
+    func locate(
+        headerValue: UnsafeRawBufferPointer?, repeated: Bool, cookieHeaders: @autoclosure () -> [String]
+    ) -> Location {
+        if repeated { return .elsewhere(.invalid(.repeatedHeader)) }
         if let value = headerValue {
-            let credentials = self.parseCredentials(value)
-            // Another scheme (`Basic ...`) is not a bearer token: fall back to the cookie.
-            if credentials != .missing { return (credentials, true) }
+            switch Self.credentials(in: value, scheme: self.scheme) {
+            case .token(let offsets): return .header(UnsafeRawBufferPointer(rebasing: value[offsets]))
+            case .malformed: return .elsewhere(.invalid(.malformedHeader))
+            case .missing: break  // another scheme (`Basic ...`) is not a bearer token: fall back to the cookie
+            }
         }
         if let cookie = self.source.cookie {
             switch CookieParser.value(named: cookie, in: cookieHeaders()) {
-            case .found(let value) where !value.isEmpty: return (.token(value), false)
-            case .found, .notFound: return (.missing, false)
-            case .ambiguous: return (.invalid(.ambiguousCookie), false)
+            case .found(let value) where !value.isEmpty: return .elsewhere(.token(value))
+            case .found, .notFound: return .elsewhere(.missing)
+            case .ambiguous: return .elsewhere(.invalid(.ambiguousCookie))
             }
         }
-        return (.missing, false)
+        return .elsewhere(.missing)
     }
 
-    /// `credentials = auth-scheme 1*SP token68` (RFC 7235 §2.1, RFC 6750 §2.1), but for the
-    /// token68 rule on the token itself, which is the caller's (`isToken68`): a `.token` may
-    /// still fail it.
-    func parseCredentials(_ value: String) -> TokenExtraction {
-        // Scanned as bytes (see `HeaderRules.trimmingBlanks`); every byte looked for is ASCII,
-        // so each index found is a character boundary of `value`.
-        let rest = HeaderRules.trimmingBlanks(Substring(value))
-        guard let space = rest.utf8.firstIndex(of: UInt8(ascii: " ")) else {
-            // A bare scheme (`Bearer`) is a malformed bearer header; a bare word is another scheme.
-            return HeaderRules.equalsIgnoringCase(rest, self.source.scheme) ? .invalid(.malformedHeader) : .missing
+    /// What a token header's value holds, found by `credentials(in:scheme:)`.
+    enum Credentials: Equatable {
+        /// The byte offsets of the token within the value (not yet checked against token68).
+        case token(Range<Int>)
+        /// Another scheme, or an empty value: no bearer token here.
+        case missing
+        /// The scheme, with no token or with a space or tab before it.
+        case malformed
+    }
+
+    /// `credentials = auth-scheme 1*SP token68` (RFC 7235 §2.1, RFC 6750 §2.1) in a header
+    /// value's bytes, but for the token68 rule on the token itself, which is the caller's
+    /// (`isToken68`): a `.token` may still fail it. Leading and trailing spaces and tabs are
+    /// ignored; the scheme is compared ASCII case-insensitively.
+    static func credentials(in value: UnsafeRawBufferPointer, scheme: [UInt8]) -> Credentials {
+        var start = 0
+        var end = value.count
+        while start < end, HeaderRules.isBlank(value[start]) { start &+= 1 }
+        while start < end, HeaderRules.isBlank(value[end &- 1]) { end &-= 1 }
+        var space = start
+        while space < end, value[space] != UInt8(ascii: " ") { space &+= 1 }
+        let isScheme = scheme.withUnsafeBufferPointer {
+            HTTPFieldLine.equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: value[start..<space]), $0)
         }
-        let scheme = rest[..<space]
-        guard HeaderRules.equalsIgnoringCase(scheme, self.source.scheme) else {
-            return .missing
-        }
-        let afterScheme = rest.utf8[space...]
-        let tokenStart = afterScheme.firstIndex { $0 != UInt8(ascii: " ") } ?? afterScheme.endIndex
-        let token = rest[tokenStart...]
-        guard !token.isEmpty else { return .invalid(.malformedHeader) }
-        return .token(token)
+        // A bare scheme (`Bearer`) is a malformed bearer header; a bare word is another scheme.
+        guard isScheme else { return .missing }
+        var tokenStart = space
+        while tokenStart < end, value[tokenStart] == UInt8(ascii: " ") { tokenStart &+= 1 }
+        return tokenStart < end ? .token(tokenStart..<end) : .malformed
     }
 
     /// token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     static func isToken68(_ s: Substring) -> Bool {
-        if let result = s.utf8.withContiguousStorageIfAvailable({ Self.isToken68(bytes: $0) }) { return result }
-        return Array(s.utf8).withUnsafeBufferPointer { Self.isToken68(bytes: $0) }
+        if let result = s.utf8.withContiguousStorageIfAvailable({ Self.isToken68(bytes: UnsafeRawBufferPointer($0)) }) {
+            return result
+        }
+        return Array(s.utf8).withUnsafeBytes { Self.isToken68(bytes: $0) }
     }
 
     /// Two plain loops over the bytes: token68 characters (looked up in `token68Table`), then
     /// only "=" to the end. (Under callgrind, for the bench's HS256 JWT: 3,500 instructions per
     /// request as a loop over a generic `Sequence` with a flag, 1,900 with the bit masks of
     /// `isToken68Character` in these loops.)
-    static func isToken68(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    static func isToken68(bytes: UnsafeRawBufferPointer) -> Bool {
         let count = bytes.count
-        var index = Self.token68Table.endOfRun(in: UnsafeRawBufferPointer(bytes), from: 0, to: count)
+        var index = Self.token68Table.endOfRun(in: bytes, from: 0, to: count)
         while index < count, bytes[index] == UInt8(ascii: "=") { index &+= 1 }
         return index == count
     }

@@ -111,6 +111,7 @@ struct TokenCacheTests {
         #expect(slice == Substring(token))
         #expect(TokenCache.key(slice) == TokenCache.key(Substring(token)))
         #expect(TokenCache.key(Substring(token)) == TokenCache.key(Substring(String(token))))
+        #expect(Array(token.utf8).withUnsafeBytes { TokenCache.hash($0, seed: TokenCache.seed) } == TokenCache.key(slice))
     }
 
     @Test("Every byte, the length and the seed go into the key")
@@ -139,13 +140,38 @@ struct TokenCacheTests {
 
     @Test("A hit needs every byte of the token to match, not only its key")
     func hitComparesBytes() {
-        #expect(TokenCache.sameBytes("abc.def.ghi", "abc.def.ghi"))
-        #expect(!TokenCache.sameBytes("abc.def.ghi", "abc.def.ghj"))
-        #expect(!TokenCache.sameBytes("abc.def.ghi", "abc.def.gh"))
-        #expect(!TokenCache.sameBytes("abc.def.gh", "abc.def.ghi"))
-        #expect(TokenCache.sameBytes("", ""))
+        func same(_ stored: String, _ presented: Substring) -> Bool {
+            Array(presented.utf8).withUnsafeBytes { TokenCache.sameBytes(stored, $0) }
+        }
+        #expect(same("abc.def.ghi", "abc.def.ghi"))
+        #expect(!same("abc.def.ghi", "abc.def.ghj"))
+        #expect(!same("abc.def.ghi", "abc.def.gh"))
+        #expect(!same("abc.def.gh", "abc.def.ghi"))
+        #expect(same("", ""))
         let header = "Bearer abc.def.ghi"
-        #expect(TokenCache.sameBytes("abc.def.ghi", header.dropFirst(7)))
+        #expect(same("abc.def.ghi", header.dropFirst(7)))
+    }
+
+    @Test("A token read in place, inside a larger buffer, finds the entry its String made")
+    func lookupInPlace() throws {
+        let token = try self.token(exp: 1_700_000_100)
+        let verified = try self.planner.keys.verifier.verify(token, now: TestSupport.now).get()
+        let generation = self.planner.keys.generation
+        let cache = TokenCache()
+        cache.insert(Substring(token), verified: verified, identity: [], subject: "alice", generation: generation, skew: 30)
+        let line = Array("Authorization: Bearer \(token)\r\n".utf8)
+        let start = "Authorization: Bearer ".utf8.count
+        line.withUnsafeBytes { line in
+            let inPlace = UnsafeRawBufferPointer(rebasing: line[start..<(start + token.utf8.count)])
+            #expect(cache.lookup(bytes: inPlace, generation: generation, now: TestSupport.now)?.subject == "alice")
+            // One byte more or less is another token.
+            let longer = UnsafeRawBufferPointer(rebasing: line[start..<(start + token.utf8.count + 1)])
+            #expect(cache.lookup(bytes: longer, generation: generation, now: TestSupport.now) == nil)
+            let shorter = UnsafeRawBufferPointer(rebasing: line[start..<(start + token.utf8.count - 1)])
+            #expect(cache.lookup(bytes: shorter, generation: generation, now: TestSupport.now) == nil)
+        }
+        #expect(cache.stats.hits == 1)
+        #expect(cache.stats.misses == 2)
     }
 
     @Test("A header token that is not a token68 is refused on a cache hit as on a miss; the same bytes in the cookie pass")

@@ -47,9 +47,9 @@ struct TokenExtractionTests {
         #expect(!TokenExtractor.isToken68(Substring(String(repeating: "a", count: 300) + "\u{0}")))
         // Every byte value alone, and between two token68 characters.
         for byte in UInt8.min...UInt8.max {
-            let alone = [byte].withUnsafeBufferPointer { TokenExtractor.isToken68(bytes: $0) }
+            let alone = [byte].withUnsafeBytes { TokenExtractor.isToken68(bytes: $0) }
             #expect(alone == (TokenExtractor.isToken68Character(byte) || byte == UInt8(ascii: "=")), "byte \(byte)")
-            let inside = [UInt8(ascii: "a"), byte, UInt8(ascii: "b")].withUnsafeBufferPointer {
+            let inside = [UInt8(ascii: "a"), byte, UInt8(ascii: "b")].withUnsafeBytes {
                 TokenExtractor.isToken68(bytes: $0)
             }
             #expect(inside == TokenExtractor.isToken68Character(byte), "byte \(byte) inside")
