@@ -3,12 +3,15 @@
 
     callgrind-summary.py DUMP REQUESTS [LIMIT]
     callgrind-summary.py DUMP REQUESTS --callers NAME [LIMIT]
+    callgrind-summary.py DUMP REQUESTS --callees NAME [LIMIT]
 
 Prints the LIMIT (default 40) functions with the most instructions of their own (self) and the
 LIMIT with the most including their callees (inclusive; recursion is not unfolded, so a
 function that calls itself counts its own calls again), each divided by REQUESTS, names
 demangled with `swift demangle` when it is on PATH. With `--callers NAME`: the functions that
-call a function whose symbol is NAME (e.g. `swift_retain`), by calls per request.
+call a function whose symbol is NAME (e.g. `swift_retain`), by calls per request. With
+`--callees NAME`: what a function whose symbol contains NAME spends, per request, in itself and
+in each function it calls (inclusive), to follow one branch of the inclusive list down.
 callgrind_annotate cannot be used on these dumps: a dump made after `callgrind_control -z`
 charges everything to `clone`. Needs `--compress-strings=no`. Standard library only.
 """
@@ -21,13 +24,16 @@ import sys
 def main() -> int:
     path, requests = sys.argv[1], float(sys.argv[2])
     rest = sys.argv[3:]
-    wanted = None
+    wanted = within = None
     if rest[:1] == ["--callers"]:
         wanted, rest = rest[1], rest[2:]
+    elif rest[:1] == ["--callees"]:
+        within, rest = rest[1], rest[2:]
     limit = int(rest[0]) if rest else 40
     own = collections.Counter()
     inclusive = collections.Counter()
     callers = collections.Counter()
+    callees = collections.Counter()
     function = callee = None
     after_calls = False
     with open(path) as dump:
@@ -48,13 +54,17 @@ def main() -> int:
                 if after_calls:
                     if callee != function:
                         inclusive[callee] += cost
+                        if within is not None and within in function:
+                            callees[callee] += cost
                     after_calls = False
                 elif function is not None:
                     own[function] += cost
+                    if within is not None and within in function:
+                        callees["(self) " + function] += cost
     for name, cost in own.items():
         inclusive[name] += cost
     total = sum(own.values())
-    names = sorted(set(own) | set(inclusive) | set(callers))
+    names = sorted(set(own) | set(inclusive) | set(callers) | {n.removeprefix("(self) ") for n in callees})
     readable = dict(zip(names, names))
     if shutil.which("swift"):
         demangled = subprocess.run(
@@ -67,6 +77,13 @@ def main() -> int:
         print(f"\ncallers of {wanted}: calls per request ({sum(callers.values()) / requests:,.1f} in all)")
         for name, count in callers.most_common(limit):
             print(f"{count / requests:8,.1f}  {readable[name][:160]}")
+        return 0
+    if within is not None:
+        print(f"\ncallees of functions whose symbol contains {within}: instructions per request, inclusive "
+              f"({sum(callees.values()) / requests:,.0f} in all)")
+        for name, cost in callees.most_common(limit):
+            label = "(self) " + readable[name[7:]] if name.startswith("(self) ") else readable[name]
+            print(f"{cost / requests:10,.0f}  {label[:160]}")
         return 0
     for title, counter in (("self", own), ("inclusive", inclusive)):
         print(f"\n{title}: instructions per request, share of the total")
