@@ -43,8 +43,10 @@ public enum HeaderRewriter {
         }
     }
 
-    /// What the gateway adds to a request it forwards.
-    public struct Forwarding: Sendable {
+    /// What the gateway adds to a request it forwards. Not copyable: it is made once per request
+    /// and only read, and the optimiser copied it anyway (nine retains and their releases per
+    /// request) until it could not.
+    public struct Forwarding: Sendable, ~Copyable {
         public var clientAddress: String?
         public var host: String
         public var identity: [(name: String, value: String)]
@@ -87,7 +89,7 @@ public enum HeaderRewriter {
     /// back exactly `Connection: upgrade` and its `Upgrade`: nothing else the client's `Connection`
     /// named survives.
     public static func requestHeaders(
-        _ incoming: HTTPHeaders, identityHeaderNames: [String], forwarding: Forwarding
+        _ incoming: HTTPHeaders, identityHeaderNames: [String], forwarding: borrowing Forwarding
     ) -> HTTPHeaders {
         var headers = HTTPHeaders()
         headers.reserveCapacity(incoming.count + 4 + forwarding.identity.count)
@@ -102,7 +104,7 @@ public enum HeaderRewriter {
     /// serialized, then rewritten as received field lines are.
     public static func requestHead(
         method: HTTPMethod, target: String, incoming: HTTPHeaders, identityHeaderNames: [String],
-        forwarding: Forwarding, framing: BodyFraming, allocator: ByteBufferAllocator = ByteBufferAllocator(),
+        forwarding: borrowing Forwarding, framing: BodyFraming, allocator: ByteBufferAllocator = ByteBufferAllocator(),
         reusing spare: consuming ByteBuffer? = nil
     ) -> ForwardHead {
         let fields = Self.fieldLines(incoming)

@@ -270,7 +270,7 @@ public final class RequestPlanner: Sendable {
     }
 
     private func authenticate(
-        _ head: ClientRequestHead, summary: HeadSummary, route: Route, now: Double, allowKeyRefresh: Bool,
+        _ head: ClientRequestHead, summary: borrowing HeadSummary, route: Route, now: Double, allowKeyRefresh: Bool,
         cache: TokenCache?
     ) -> Result<(identity: [(name: String, value: String)], subject: String?), Denial> {
         // Read the generation before the keys: an entry is then never stamped newer than the
@@ -324,7 +324,7 @@ public final class RequestPlanner: Sendable {
     /// (`Entry.isToken68`, the answer for the same bytes); on a miss it is checked, then copied
     /// for the verifier.
     private func presentedToken(
-        _ head: ClientRequestHead, summary: HeadSummary, route: Route, now: Double, generation: Int, cache: TokenCache?
+        _ head: ClientRequestHead, summary: borrowing HeadSummary, route: Route, now: Double, generation: Int, cache: TokenCache?
     ) -> Result<Presented, Denial> {
         /// An entry verified by a provider the route does not accept is a miss here.
         func usable(_ entry: TokenCache.Entry?) -> TokenCache.Entry? {
@@ -364,8 +364,9 @@ public final class RequestPlanner: Sendable {
 }
 
 /// What the planner needs from a request's fields besides the framing, gathered in one pass
-/// (a `String` only for the values it keeps; the token header's value stays in the head).
-struct HeadSummary {
+/// (a `String` only for the values it keeps; the token header's value stays in the head). Not
+/// copyable, like `HeaderRewriter.Forwarding`: the optimiser copied it once per request.
+struct HeadSummary: ~Copyable {
     var host: String?
     var hostCount = 0
     var expect: String?
