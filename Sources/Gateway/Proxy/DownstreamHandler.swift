@@ -73,6 +73,11 @@ struct RequestTrace {
 ///
 /// Backpressure crosses the two channels: this channel reads only while the upstream can take
 /// more (`read(context:)`), and the upstream reads only while this channel is writable.
+///
+/// Writes wrap their bytes with `NIOAny(_:)` and reads unwrap with `self.unwrapInboundIn`, not the
+/// static `Self.wrapOutboundOut`/`Self.unwrapInboundIn`: this compiler left those two
+/// unspecialised (a generic call and a dynamic cast, about 500 instructions each, twice per
+/// request on each side; BENCHMARKS.md, 2026-12-02 evening).
 final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, BatchFlushable {
     typealias InboundIn = ByteBuffer
     /// Bytes left over after an upgrade request, passed on to the tunnel when this handler leaves.
@@ -252,7 +257,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.reading = true
-        var bytes = Self.unwrapInboundIn(data)
+        var bytes = self.unwrapInboundIn(data)
         if case .closing = self.state { return }
         if self.unparsed.readableBytes > 0 {
             self.unparsed.writeBuffer(&bytes)
@@ -639,7 +644,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         exchange.buffered = []
         self.flushUpstream(connection)
         if exchange.plan.expectContinue && !exchange.requestEnded && exchange.attempts == 1 {
-            context.writeAndFlush(Self.wrapOutboundOut(ResponseEncoding.continueHead(version: exchange.requestVersion)), promise: nil)
+            context.writeAndFlush(NIOAny(ResponseEncoding.continueHead(version: exchange.requestVersion)), promise: nil)
         }
         if exchange.requestEnded { self.armResponseTimer(exchange, context: context) }
         self.readIfPending(context: context)
@@ -690,7 +695,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
                     self.unwritten = pending
                 } else {
                     self.writeUnwritten(context: context)
-                    context.write(Self.wrapOutboundOut(buffer), promise: nil)
+                    context.write(NIOAny(buffer), promise: nil)
                 }
             case .chunked where buffer.readableBytes > 0:  // an empty chunk would end the body
                 let count = buffer.readableBytes
@@ -704,10 +709,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
                 } else {
                     self.writeUnwritten(context: context)
                     context.write(
-                        Self.wrapOutboundOut(ResponseEncoding.chunkHeader(count, allocator: context.channel.allocator)),
+                        NIOAny(ResponseEncoding.chunkHeader(count, allocator: context.channel.allocator)),
                         promise: nil)
-                    context.write(Self.wrapOutboundOut(buffer), promise: nil)
-                    context.write(Self.wrapOutboundOut(ResponseEncoding.crlf), promise: nil)
+                    context.write(NIOAny(buffer), promise: nil)
+                    context.write(NIOAny(ResponseEncoding.crlf), promise: nil)
                 }
             case .chunked, .none:
                 break  // a body where none may be: not for the client
@@ -728,7 +733,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         guard let bytes = self.unwritten else { return }
         self.unwritten = nil
         self.keepAsSpare(bytes)
-        context.write(Self.wrapOutboundOut(bytes), promise: nil)
+        context.write(NIOAny(bytes), promise: nil)
     }
 
     /// Keeps the first buffer of a response handed to the channel (the one its head was written
@@ -817,7 +822,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
             } else {
                 if let pending = last {
                     self.keepAsSpare(pending)
-                    context.write(Self.wrapOutboundOut(pending), promise: nil)
+                    context.write(NIOAny(pending), promise: nil)
                 }
                 last = end
             }
@@ -826,12 +831,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         if close {
             // Close once everything before it is on the wire.
             let written = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(Self.wrapOutboundOut(last ?? ByteBuffer()), promise: written)
+            context.writeAndFlush(NIOAny(last ?? ByteBuffer()), promise: written)
             written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         } else {
             if let last {
                 self.keepAsSpare(last)
-                context.write(Self.wrapOutboundOut(last), promise: nil)
+                context.write(NIOAny(last), promise: nil)
             }
             self.resources.flushes.flushSoon(self)
             self.startIdleTimer()
@@ -944,11 +949,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         if method != .HEAD { self.trace?.responseBytes += response.body.utf8.count }
         self.finishTrace()
         if keep {
-            context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: nil)
+            context.writeAndFlush(NIOAny(bytes), promise: nil)
         } else {
             self.state = .closing
             let written = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(Self.wrapOutboundOut(bytes), promise: written)
+            context.writeAndFlush(NIOAny(bytes), promise: written)
             written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }

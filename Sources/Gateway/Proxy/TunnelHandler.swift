@@ -115,7 +115,7 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func start() {
         guard let context = self.context, !self.started else { return }
         self.started = true
-        for buffer in self.queued { context.write(Self.wrapOutboundOut(buffer), promise: nil) }
+        for buffer in self.queued { context.write(NIOAny(buffer), promise: nil) }
         self.queued = []
         context.flush()
         if self.side == .client {
@@ -141,7 +141,7 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = Self.unwrapInboundIn(data)
+        let buffer = self.unwrapInboundIn(data)
         self.shared.lastActivity = .now()
         switch self.side {
         case .client: self.shared.bytesFromClient += buffer.readableBytes
@@ -205,7 +205,7 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.queued.append(buffer)
             return
         }
-        self.context?.write(Self.wrapOutboundOut(buffer), promise: nil)
+        self.context?.write(NIOAny(buffer), promise: nil)
     }
 
     private func partnerFlush() {

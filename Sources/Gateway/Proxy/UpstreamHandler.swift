@@ -16,6 +16,11 @@ protocol UpstreamHandlerDelegate: AnyObject {
 /// in its pool otherwise. Reads are gated on the downstream's writability, so a slow client
 /// slows the upstream instead of filling memory. It parses the responses itself
 /// (`UpstreamResponseParser`): there is no HTTP decoder in front of it.
+///
+/// Writes wrap their bytes with `NIOAny(_:)` and reads unwrap with `self.unwrapInboundIn`, not the
+/// static `Self.wrapOutboundOut`/`Self.unwrapInboundIn`: this compiler left those two
+/// unspecialised (a generic call and a dynamic cast, about 500 instructions each, twice per
+/// request on each side; BENCHMARKS.md, 2026-12-02 evening).
 final class UpstreamHandler: ChannelDuplexHandler, BatchFlushable {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -77,7 +82,7 @@ final class UpstreamHandler: ChannelDuplexHandler, BatchFlushable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = Self.unwrapInboundIn(data)
+        var buffer = self.unwrapInboundIn(data)
         if var earlier = self.unparsed {
             self.unparsed = nil
             earlier.writeBuffer(&buffer)
@@ -210,29 +215,29 @@ final class UpstreamHandler: ChannelDuplexHandler, BatchFlushable {
         guard let context = self.context else { return }
         self.chunked = head.chunked
         self.parser.expectResponse(to: head.method)
-        context.write(Self.wrapOutboundOut(head.bytes), promise: nil)
+        context.write(NIOAny(head.bytes), promise: nil)
     }
 
     /// Writes a piece of the request body, as a chunk when the request is chunked.
     func writeBody(_ buffer: ByteBuffer) {
         guard let context = self.context else { return }
         guard self.chunked else {
-            context.write(Self.wrapOutboundOut(buffer), promise: nil)
+            context.write(NIOAny(buffer), promise: nil)
             return
         }
         // An empty chunk would end the body.
         guard buffer.readableBytes > 0 else { return }
         let size = ResponseEncoding.chunkHeader(buffer.readableBytes, allocator: context.channel.allocator)
-        context.write(Self.wrapOutboundOut(size), promise: nil)
-        context.write(Self.wrapOutboundOut(buffer), promise: nil)
-        context.write(Self.wrapOutboundOut(ResponseEncoding.crlf), promise: nil)
+        context.write(NIOAny(size), promise: nil)
+        context.write(NIOAny(buffer), promise: nil)
+        context.write(NIOAny(ResponseEncoding.crlf), promise: nil)
     }
 
     /// Ends the request: the last chunk of a chunked body (request trailers are never forwarded).
     func writeEnd() {
         guard let context = self.context, self.chunked else { return }
         self.chunked = false
-        context.write(Self.wrapOutboundOut(ResponseEncoding.lastChunkWithoutTrailers), promise: nil)
+        context.write(NIOAny(ResponseEncoding.lastChunkWithoutTrailers), promise: nil)
     }
 
     /// Set while the connection waits in its loop's `FlushBatch`.
