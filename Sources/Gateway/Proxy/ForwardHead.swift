@@ -41,14 +41,58 @@ public struct ForwardHead: Sendable {
 
 /// Where request headers are written: a typed list (`HTTPHeaders`) or a serialized head.
 protocol HeaderSink {
+    /// A header the gateway adds (after `flush`ing the lines kept before it).
     mutating func add(name: String, value: String)
-    /// A received field line kept as it is: `line` is the whole line with its CRLF.
-    mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer)
+    /// A received field line kept as it is: `line` is the whole line with its CRLF. A sink that
+    /// writes bytes may hold it in `run` to copy it with the lines that follow it.
+    mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer, run: inout FieldLineRun)
+    /// Writes what `run` holds: before the received bytes `run` points into go out of scope.
+    mutating func flush(_ run: inout FieldLineRun)
 }
 
 extension HTTPHeaders: HeaderSink {
-    mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer) {
+    mutating func keep(
+        name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer, run: inout FieldLineRun
+    ) {
         self.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+    }
+
+    mutating func flush(_ run: inout FieldLineRun) {}
+}
+
+/// Received field lines kept as they came, copied in as few writes as there are runs of them: a
+/// line that starts where the previous kept one ended extends the run, which is written when
+/// something else is written or the pass ends. Each `ByteBuffer.write…` call pays its capacity,
+/// uniqueness and exclusivity checks (some 75 instructions) whatever its length, and most lines
+/// of a head are kept, so a head of ten kept lines costs one call where it cost ten.
+///
+/// The run points into the received header block: it is only valid inside that block's
+/// `withUnsafeReadableBytes`, and must be flushed before it returns.
+struct FieldLineRun {
+    private var start: UnsafeRawPointer?
+    private var count = 0
+
+    init() {}
+
+    /// Adds `line` to the run, or writes the run and starts a new one when `line` does not
+    /// follow it.
+    mutating func keep(_ line: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        guard let base = line.baseAddress else { return }
+        if let start = self.start, start + self.count == base {
+            self.count += line.count
+            return
+        }
+        self.flush(into: &buffer)
+        self.start = base
+        self.count = line.count
+    }
+
+    /// Writes the run, if any, and empties it.
+    mutating func flush(into buffer: inout ByteBuffer) {
+        guard let start = self.start else { return }
+        buffer.writeBytes(UnsafeRawBufferPointer(start: start, count: self.count))
+        self.start = nil
+        self.count = 0
     }
 }
 
@@ -58,8 +102,14 @@ extension ByteBuffer: HeaderSink {
         self.writeHeaderLine(name, value)
     }
 
-    mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer) {
-        self.writeBytes(line)
+    mutating func keep(
+        name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer, run: inout FieldLineRun
+    ) {
+        run.keep(line, into: &self)
+    }
+
+    mutating func flush(_ run: inout FieldLineRun) {
+        run.flush(into: &self)
     }
 
     /// `name: value\r\n`, copied in one write (each `ByteBuffer.write…` call pays its own

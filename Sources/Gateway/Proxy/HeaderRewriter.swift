@@ -205,44 +205,49 @@ public enum HeaderRewriter {
         let tokenCookie = forwarding.tokenSource.cookie
         let stripCookie = stripToken && tokenCookie != nil
         tokenHeader.withUTF8 { tokenHeader in
-            HTTPFieldLine.forEachField(fields) { name, value, line in
-                switch HTTPFieldLine.kind(of: name) {
-                case .contentLength, .transferEncoding:
-                    if !keepFraming { return }
-                case .connection, .upgrade, .hopByHop:
-                    return
-                case .other:
-                    break
-                }
-                switch name.count {
-                case 6 where HTTPFieldLine.equalsIgnoringCase(name, "expect"): return
-                case 16 where HTTPFieldLine.equalsIgnoringCase(name, "x-forwarded-host"): return
-                case 17 where HTTPFieldLine.equalsIgnoringCase(name, "x-forwarded-proto"): return
-                default: break
-                }
-                if !connectionNamed.isEmpty {
-                    let text = String(decoding: name, as: UTF8.self)
-                    if connectionNamed.contains(where: { HeaderRules.equalsIgnoringCase(text, $0) }) { return }
-                }
-                for identity in identityHeaderNames where Self.sameCGIName(name, identity) { return }
-                if name.count == 15, HTTPFieldLine.equalsIgnoringCase(name, "x-forwarded-for") {
-                    let value = String(decoding: value, as: UTF8.self)
-                    forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
-                    return
-                }
-                if stripToken {
-                    if HTTPFieldLine.equalsIgnoringCase(name, tokenHeader) { return }
-                    if stripCookie, name.count == 6, HTTPFieldLine.equalsIgnoringCase(name, "cookie"),
-                        let cookie = tokenCookie
-                    {
-                        let text = String(decoding: value, as: UTF8.self)
-                        if let kept = Self.removingCookie(named: cookie, from: text) {
-                            headers.add(name: String(decoding: name, as: UTF8.self), value: kept)
-                        }
+            fields.withUnsafeReadableBytes { fields in
+                var run = FieldLineRun()
+                HTTPFieldLine.forEachField(in: fields) { name, value, line in
+                    switch HTTPFieldLine.kind(of: name) {
+                    case .contentLength, .transferEncoding:
+                        if !keepFraming { return }
+                    case .connection, .upgrade, .hopByHop:
+                        return
+                    case .other:
+                        break
+                    }
+                    switch name.count {
+                    case 6 where HTTPFieldLine.equalsIgnoringCase(name, "expect"): return
+                    case 16 where HTTPFieldLine.equalsIgnoringCase(name, "x-forwarded-host"): return
+                    case 17 where HTTPFieldLine.equalsIgnoringCase(name, "x-forwarded-proto"): return
+                    default: break
+                    }
+                    if !connectionNamed.isEmpty {
+                        let text = String(decoding: name, as: UTF8.self)
+                        if connectionNamed.contains(where: { HeaderRules.equalsIgnoringCase(text, $0) }) { return }
+                    }
+                    for identity in identityHeaderNames where Self.sameCGIName(name, identity) { return }
+                    if name.count == 15, HTTPFieldLine.equalsIgnoringCase(name, "x-forwarded-for") {
+                        let value = String(decoding: value, as: UTF8.self)
+                        forwardedFor = forwardedFor.map { $0 + ", " + value } ?? value
                         return
                     }
+                    if stripToken {
+                        if HTTPFieldLine.equalsIgnoringCase(name, tokenHeader) { return }
+                        if stripCookie, name.count == 6, HTTPFieldLine.equalsIgnoringCase(name, "cookie"),
+                            let cookie = tokenCookie
+                        {
+                            let text = String(decoding: value, as: UTF8.self)
+                            if let kept = Self.removingCookie(named: cookie, from: text) {
+                                headers.flush(&run)
+                                headers.add(name: String(decoding: name, as: UTF8.self), value: kept)
+                            }
+                            return
+                        }
+                    }
+                    headers.keep(name: name, value: value, line: line, run: &run)
                 }
-                headers.keep(name: name, value: value, line: line)
+                headers.flush(&run)
             }
         }
         if let client = forwarding.clientAddress { forwardedFor = forwardedFor.map { $0 + ", " + client } ?? client }
@@ -390,22 +395,27 @@ public enum HeaderRewriter {
         let keepLength = mayHaveBody && upstream.contentLength != nil
         var idName = requestID?.name ?? ""
         idName.withUTF8 { idName in
-            upstream.forEachField { name, _, line in
-                switch HTTPFieldLine.kind(of: name) {
-                case .contentLength:
-                    if keepLength { buffer.writeBytes(line) }
-                    return
-                case .transferEncoding, .connection, .upgrade, .hopByHop:
-                    return  // framing is the gateway's own; hop-by-hop fields end here
-                case .other:
-                    break
+            upstream.fields.withUnsafeReadableBytes { fields in
+                // Kept lines that follow each other are copied in one write.
+                var run = FieldLineRun()
+                HTTPFieldLine.forEachField(in: fields) { name, _, line in
+                    switch HTTPFieldLine.kind(of: name) {
+                    case .contentLength:
+                        if keepLength { run.keep(line, into: &buffer) }
+                        return
+                    case .transferEncoding, .connection, .upgrade, .hopByHop:
+                        return  // framing is the gateway's own; hop-by-hop fields end here
+                    case .other:
+                        break
+                    }
+                    if !idName.isEmpty, HTTPFieldLine.equalsIgnoringCase(name, idName) { return }
+                    if !named.isEmpty {
+                        let text = String(decoding: name, as: UTF8.self)
+                        if named.contains(where: { HeaderRules.equalsIgnoringCase(text, $0) }) { return }
+                    }
+                    run.keep(line, into: &buffer)
                 }
-                if !idName.isEmpty, HTTPFieldLine.equalsIgnoringCase(name, idName) { return }
-                if !named.isEmpty {
-                    let text = String(decoding: name, as: UTF8.self)
-                    if named.contains(where: { HeaderRules.equalsIgnoringCase(text, $0) }) { return }
-                }
-                buffer.writeBytes(line)
+                run.flush(into: &buffer)
             }
         }
         if let requestID { buffer.writeHeaderLine(requestID.name, requestID.value) }

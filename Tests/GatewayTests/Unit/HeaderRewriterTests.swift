@@ -170,6 +170,43 @@ struct HeaderRewriterTests {
         #expect(kept["authorization"] == ["Bearer t"])
     }
 
+    @Test("A rewritten cookie between kept lines keeps the head's order in the serialized head")
+    func rewrittenCookieOrder() {
+        let incoming: HTTPHeaders = [
+            "Host": "h", "A": "1", "Cookie": "access_token=t; other=2", "Authorization": "Bearer t", "B": "3",
+            "cookie": "access_token=t", "C": "4",
+        ]
+        let head = HeaderRewriter.requestHead(
+            method: .GET, target: "/", incoming: incoming, identityHeaderNames: [],
+            forwarding: self.forwarding(stripToken: true), framing: .none)
+        // The runs of kept lines are written around the rewritten Cookie and the dropped lines,
+        // each where it came.
+        #expect(
+            head.text == "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nCookie: other=2\r\nB: 3\r\nC: 4\r\n"
+                + "X-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: gw.example\r\n\r\n")
+    }
+
+    @Test("Kept field lines that follow each other are written in one run, others in order")
+    func fieldLineRuns() {
+        let block = Array("A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n".utf8)
+        block.withUnsafeBytes { bytes in
+            func line(_ index: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[index * 6..<index * 6 + 6]) }
+            var buffer = ByteBuffer()
+            var run = FieldLineRun()
+            run.flush(into: &buffer)  // empty: writes nothing
+            #expect(buffer.readableBytes == 0)
+            run.keep(line(0), into: &buffer)
+            run.keep(line(1), into: &buffer)
+            #expect(buffer.readableBytes == 0)  // held until something else is written
+            run.keep(line(3), into: &buffer)  // not adjacent: A and B go out, D starts a run
+            #expect(String(buffer: buffer) == "A: 1\r\nB: 2\r\n")
+            run.keep(line(2), into: &buffer)  // before D in the block: D goes out first
+            run.flush(into: &buffer)
+            run.flush(into: &buffer)  // flushed runs are empty
+            #expect(String(buffer: buffer) == "A: 1\r\nB: 2\r\nD: 4\r\nC: 3\r\n")
+        }
+    }
+
     @Test("Response heads lose hop-by-hop headers and take the client's version")
     func responseHead() throws {
         var upstream = HTTPResponseHead(version: .http1_1, status: .ok)
