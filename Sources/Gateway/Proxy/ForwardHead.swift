@@ -39,25 +39,56 @@ public struct ForwardHead: Sendable {
     }
 }
 
-/// Where request headers are written: a typed list (`HTTPHeaders`) or a serialized head.
+/// Where request headers are written: a typed list (`HTTPHeaders`) or a serialized head
+/// (`SerializedFields`).
 protocol HeaderSink {
-    /// A header the gateway adds (after `flush`ing the lines kept before it).
+    /// A header the gateway adds.
     mutating func add(name: String, value: String)
-    /// A received field line kept as it is: `line` is the whole line with its CRLF. A sink that
-    /// writes bytes may hold it in `run` to copy it with the lines that follow it.
-    mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer, run: inout FieldLineRun)
-    /// Writes what `run` holds: before the received bytes `run` points into go out of scope.
-    mutating func flush(_ run: inout FieldLineRun)
+    /// A received field line kept as it is: `line` is the whole line with its CRLF, valid until
+    /// `endOfFields`.
+    mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer)
+    /// The pass over the received lines ends: what the sink holds of them is written now, while
+    /// their bytes are still in scope.
+    mutating func endOfFields()
 }
 
 extension HTTPHeaders: HeaderSink {
-    mutating func keep(
-        name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer, run: inout FieldLineRun
-    ) {
+    mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer) {
         self.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
     }
 
-    mutating func flush(_ run: inout FieldLineRun) {}
+    mutating func endOfFields() {}
+}
+
+/// Header lines written straight into a head's bytes, the kept ones in runs (`FieldLineRun`):
+/// a line the gateway adds writes the run before it first, so the head keeps its order.
+struct SerializedFields: HeaderSink {
+    private(set) var buffer: ByteBuffer
+    private var run = FieldLineRun()
+
+    init(into buffer: consuming ByteBuffer) {
+        self.buffer = buffer
+    }
+
+    mutating func add(name: String, value: String) {
+        self.run.flush(into: &self.buffer)
+        self.buffer.writeHeaderLine(name, value)
+    }
+
+    mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer) {
+        self.run.keep(line, into: &self.buffer)
+    }
+
+    mutating func endOfFields() {
+        self.run.flush(into: &self.buffer)
+    }
+
+    /// The bytes written, held by nothing else, so the next write needs no copy: call it as
+    /// `(consume serialized).finish()`, since a `var` of a copyable type otherwise lives (and holds
+    /// its reference) to the end of its scope in a debug build.
+    consuming func finish() -> ByteBuffer {
+        self.buffer
+    }
 }
 
 /// Received field lines kept as they came, copied in as few writes as there are runs of them: a
@@ -96,22 +127,7 @@ struct FieldLineRun {
     }
 }
 
-/// Header lines written straight into a head's bytes.
-extension ByteBuffer: HeaderSink {
-    mutating func add(name: String, value: String) {
-        self.writeHeaderLine(name, value)
-    }
-
-    mutating func keep(
-        name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer, run: inout FieldLineRun
-    ) {
-        run.keep(line, into: &self)
-    }
-
-    mutating func flush(_ run: inout FieldLineRun) {
-        run.flush(into: &self)
-    }
-
+extension ByteBuffer {
     /// `name: value\r\n`, copied in one write (each `ByteBuffer.write…` call pays its own
     /// capacity, uniqueness and exclusivity checks). The strings' bytes are read in place
     /// (`withContiguousStorageIfAvailable` needs no mutable copy, so no retain, where

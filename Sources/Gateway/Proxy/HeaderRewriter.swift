@@ -145,9 +145,11 @@ public enum HeaderRewriter {
         }
         buffer.writeString(target)
         buffer.writeStaticString(" HTTP/1.1\r\n")
+        var serialized = SerializedFields(into: consume buffer)
         Self.rewriteRequestFields(
             fields, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: false,
-            connectionNamed: connectionNamesFields ? Self.connectionNamed(fields) : [], into: &buffer)
+            connectionNamed: connectionNamesFields ? Self.connectionNamed(fields) : [], into: &serialized)
+        buffer = (consume serialized).finish()
         switch framing {
         case .contentLength(let length):
             buffer.writeStaticString("Content-Length: ")
@@ -205,8 +207,8 @@ public enum HeaderRewriter {
         let tokenCookie = forwarding.tokenSource.cookie
         let stripCookie = stripToken && tokenCookie != nil
         tokenHeader.withUTF8 { tokenHeader in
+            // In the bytes' scope: `keep`'s lines are valid until `endOfFields`.
             fields.withUnsafeReadableBytes { fields in
-                var run = FieldLineRun()
                 HTTPFieldLine.forEachField(in: fields) { name, value, line in
                     switch HTTPFieldLine.kind(of: name) {
                     case .contentLength, .transferEncoding:
@@ -239,15 +241,14 @@ public enum HeaderRewriter {
                         {
                             let text = String(decoding: value, as: UTF8.self)
                             if let kept = Self.removingCookie(named: cookie, from: text) {
-                                headers.flush(&run)
                                 headers.add(name: String(decoding: name, as: UTF8.self), value: kept)
                             }
                             return
                         }
                     }
-                    headers.keep(name: name, value: value, line: line, run: &run)
+                    headers.keep(name: name, value: value, line: line)
                 }
-                headers.flush(&run)
+                headers.endOfFields()
             }
         }
         if let client = forwarding.clientAddress { forwardedFor = forwardedFor.map { $0 + ", " + client } ?? client }
