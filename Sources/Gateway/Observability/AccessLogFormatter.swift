@@ -63,7 +63,7 @@ public enum AccessLogFormatter {
     /// An upper bound for the length of `record`'s line: each string byte may become `\u00XX`.
     static func maximumLength(of record: AccessLogRecord) -> Int {
         var stringBytes = record.method.utf8.count + record.path.utf8.count + record.decision.rawValue.utf8.count
-        stringBytes += record.requestID?.utf8.count ?? 0
+        stringBytes += record.requestID?.utf8Count ?? 0
         stringBytes += record.route?.utf8.count ?? 0
         stringBytes += record.reason?.utf8.count ?? 0
         stringBytes += record.subject?.utf8.count ?? 0

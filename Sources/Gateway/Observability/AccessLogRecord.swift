@@ -3,7 +3,7 @@
 public struct AccessLogRecord: Sendable {
     /// Unix time the request head arrived.
     public var time: Double
-    public var requestID: String?
+    public var requestID: RequestID?
     public var method: String
     /// The normalised path, or the raw path (capped) when the target was refused.
     public var path: String
@@ -24,7 +24,7 @@ public struct AccessLogRecord: Sendable {
     public var responseBytes: Int
 
     public init(
-        time: Double, requestID: String?, method: String, path: String, route: String?, status: Int,
+        time: Double, requestID: RequestID?, method: String, path: String, route: String?, status: Int,
         decision: Decision, reason: String?, subject: String?, upstream: String?, client: String?,
         durationSeconds: Double, upstreamSeconds: Double?, requestBytes: Int, responseBytes: Int
     ) {

@@ -38,6 +38,16 @@ struct JSONLineWriter {
         self.write(quoted: value)
     }
 
+    /// `,"name":"id"`, a generated id's digits written without a `String` (escaped like any value:
+    /// a given id passed `RequestID.isAcceptable`, but the writer does not rely on it).
+    mutating func field(_ name: StaticString, _ id: RequestID) {
+        self.write(",\"")
+        self.write(name)
+        self.write("\":\"")
+        id.withUTF8 { self.writeEscaped($0) }
+        self.write(byte: UInt8(ascii: "\""))
+    }
+
     /// `value` as a JSON string: `"` and `\` escaped, control characters and DEL as `\n`, `\r`,
     /// `\t` or `\u00XX`, every other byte (UTF-8 included) as it is. Invalid UTF-8 was already
     /// repaired when the bytes became a `String`.

@@ -1,6 +1,75 @@
-/// Request ids (`X-Request-Id`): accepted from the client when they look like an id, otherwise
+/// A request id (`X-Request-Id`): the client's own when it looks like an id, otherwise
 /// generated. Forwarded upstream, returned to the client, written to the access log.
-public enum RequestID {
+///
+/// A generated id stays two integers until it is written: its 32 hex digits go straight into
+/// the head being written (`withUTF8`), so a request makes no `String` (a heap allocation and a
+/// UTF-8 check) for its id. `text` makes one, for the access log and local answers.
+public enum RequestID: Sendable, Hashable, CustomStringConvertible, ExpressibleByStringLiteral {
+    /// Made by a `RequestIDGenerator`: `prefix` then `counter`, 16 lowercase hex digits each.
+    case generated(prefix: UInt64, counter: UInt64)
+    /// The client's id (checked with `isAcceptable` before it is used), or one from a test.
+    case given(String)
+
+    public init(stringLiteral value: String) {
+        self = .given(value)
+    }
+
+    /// The id as text.
+    public var text: String {
+        switch self {
+        case .given(let text):
+            text
+        case .generated:
+            self.withUTF8 { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+
+    public var description: String { self.text }
+
+    /// The length of `text` in UTF-8 bytes.
+    public var utf8Count: Int {
+        switch self {
+        case .given(let text): text.utf8.count
+        case .generated: 32
+        }
+    }
+
+    /// Calls `body` with the id's UTF-8 bytes, without allocating for a generated id (its digits
+    /// are written on the stack).
+    public func withUTF8<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        switch self {
+        case .given(var text):
+            return try text.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+        case .generated(let prefix, let counter):
+            return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digits in
+                Self.writeHex(prefix, into: digits, at: 0)
+                Self.writeHex(counter, into: digits, at: 16)
+                return try body(UnsafeRawBufferPointer(digits))
+            }
+        }
+    }
+
+    /// Ids are equal when their text is: a generated id equals the same digits given as text.
+    public static func == (lhs: RequestID, rhs: RequestID) -> Bool {
+        switch (lhs, rhs) {
+        case (.generated(let a, let b), .generated(let c, let d)): a == c && b == d
+        case (.given(let a), .given(let b)): a == b
+        default: lhs.text == rhs.text
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        self.withUTF8 { hasher.combine(bytes: $0) }
+    }
+
+    private static func writeHex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        let digits: StaticString = "0123456789abcdef"
+        for index in 0..<16 {
+            let nibble = Int((value >> UInt64((15 - index) * 4)) & 0xF)
+            buffer[offset + index] = digits.utf8Start[nibble]
+        }
+    }
+
     /// Longest id accepted from a client.
     public static let maximumLength = 128
 
@@ -43,23 +112,9 @@ public final class RequestIDGenerator {
         self.counter = counter
     }
 
-    public func next() -> String {
+    public func next() -> RequestID {
         self.counter &+= 1
-        let prefix = self.prefix
-        let counter = self.counter
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            Self.writeHex(prefix, into: buffer, at: 0)
-            Self.writeHex(counter, into: buffer, at: 16)
-            return 32
-        }
-    }
-
-    private static func writeHex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
-        let digits: StaticString = "0123456789abcdef"
-        for index in 0..<16 {
-            let nibble = Int((value >> UInt64((15 - index) * 4)) & 0xF)
-            buffer[offset + index] = digits.utf8Start[nibble]
-        }
+        return .generated(prefix: self.prefix, counter: self.counter)
     }
 }
 

@@ -41,7 +41,7 @@ struct RequestTrace {
     var path: String
     /// The matched route's `path_prefix` (a retained string, not the whole route).
     var route: String?
-    var requestID: String?
+    var requestID: RequestID?
     var decision = Decision.allowed
     var reason: String?
     var subject: String?
@@ -897,7 +897,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         self.cancelWatchdog()
         self.state = .closing
         self.splicing = true
-        if let requestID = self.requestIDHeader { head.headers.replaceOrAdd(name: requestID.name, value: requestID.value) }
+        if let requestID = self.requestIDHeader { head.headers.replaceOrAdd(name: requestID.name, value: requestID.value.text) }
         // The exchange ends here for the access log and metrics: the tunnel is not a request.
         if let forwarded = self.trace?.forwarded {
             self.trace?.upstreamSeconds = Double((NIODeadline.now() - forwarded).nanoseconds) / 1e9
@@ -915,7 +915,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     // MARK: Helpers
 
     /// The request id header and value to return with the response, if any.
-    private var requestIDHeader: (name: String, value: String)? {
+    private var requestIDHeader: (name: String, value: RequestID)? {
         guard let header = self.settings.requestIDHeader, let id = self.trace?.requestID else { return nil }
         return (header, id)
     }
@@ -940,7 +940,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         let keep = keepAlive && !response.close
         var head = response.head(version: version, keepAlive: keep)
         if let header = self.settings.requestIDHeader, let id = self.trace?.requestID {
-            head.headers.replaceOrAdd(name: header, value: id)
+            head.headers.replaceOrAdd(name: header, value: id.text)
         }
         self.traceResponse(status: head.status)
         let method = self.trace?.method

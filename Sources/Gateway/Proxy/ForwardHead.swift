@@ -44,6 +44,8 @@ public struct ForwardHead: Sendable {
 protocol HeaderSink {
     /// A header the gateway adds.
     mutating func add(name: String, value: String)
+    /// The request id header the gateway adds (a generated id is written without a `String`).
+    mutating func add(name: String, requestID: RequestID)
     /// A received field line kept as it is: `line` is the whole line with its CRLF, valid until
     /// `endOfFields`.
     mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer)
@@ -53,6 +55,10 @@ protocol HeaderSink {
 }
 
 extension HTTPHeaders: HeaderSink {
+    mutating func add(name: String, requestID: RequestID) {
+        self.add(name: name, value: requestID.text)
+    }
+
     mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer) {
         self.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
     }
@@ -73,6 +79,11 @@ struct SerializedFields: HeaderSink {
     mutating func add(name: String, value: String) {
         self.run.flush(into: &self.buffer)
         self.buffer.writeHeaderLine(name, value)
+    }
+
+    mutating func add(name: String, requestID: RequestID) {
+        self.run.flush(into: &self.buffer)
+        self.buffer.writeHeaderLine(name, requestID)
     }
 
     mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer) {
@@ -141,6 +152,17 @@ extension ByteBuffer {
         if case .some(.some) = written { return }
         Array(name.utf8).withUnsafeBytes { name in
             Array(value.utf8).withUnsafeBytes { value in self.writeHeaderLine(name, value) }
+        }
+    }
+
+    /// `name: id` and CRLF; a generated id's digits go in without a `String`.
+    mutating func writeHeaderLine(_ name: String, _ id: RequestID) {
+        guard case .generated = id else { return self.writeHeaderLine(name, id.text) }
+        id.withUTF8 { value in
+            let written: Void? = name.utf8.withContiguousStorageIfAvailable { name in
+                self.writeHeaderLine(UnsafeRawBufferPointer(name), value)
+            }
+            if written == nil { Array(name.utf8).withUnsafeBytes { name in self.writeHeaderLine(name, value) } }
         }
     }
 

@@ -56,14 +56,14 @@ public enum HeaderRewriter {
         /// `X-Forwarded-Proto`: the scheme the client used to reach the gateway.
         public var proto: String
         /// The request id header to set (the client's own copies are removed as identity headers).
-        public var requestID: (name: String, value: String)?
+        public var requestID: (name: String, value: RequestID)?
         /// The protocols of a tunnelled upgrade (`UpgradeDecision.tunnel`): sent as `Upgrade`, with
         /// `Connection: upgrade`. Nil for every other request, whose `Upgrade` is dropped.
         public var upgrade: String?
 
         public init(
             clientAddress: String?, host: String, identity: [(name: String, value: String)], stripToken: Bool,
-            tokenSource: TokenSource, proto: String = "http", requestID: (name: String, value: String)? = nil,
+            tokenSource: TokenSource, proto: String = "http", requestID: (name: String, value: RequestID)? = nil,
             upgrade: String? = nil
         ) {
             self.proto = proto
@@ -256,7 +256,7 @@ public enum HeaderRewriter {
         headers.add(name: "X-Forwarded-Proto", value: forwarding.proto)
         headers.add(name: "X-Forwarded-Host", value: forwarding.host)
         for (name, value) in forwarding.identity { headers.add(name: name, value: value) }
-        if let requestID = forwarding.requestID { headers.add(name: requestID.name, value: requestID.value) }
+        if let requestID = forwarding.requestID { headers.add(name: requestID.name, requestID: requestID.value) }
         if let upgrade = forwarding.upgrade {
             headers.add(name: "Connection", value: "upgrade")
             headers.add(name: "Upgrade", value: upgrade)
@@ -348,7 +348,7 @@ public enum HeaderRewriter {
     ///   the head is not one the gateway accepts from an upstream (`UpstreamResponseParser`).
     public static func responseHead(
         _ upstream: HTTPResponseHead, requestMethod: HTTPMethod = .GET, requestVersion: HTTPVersion,
-        requestKeepAlive: Bool, requestID: (name: String, value: String)? = nil
+        requestKeepAlive: Bool, requestID: (name: String, value: RequestID)? = nil
     ) -> (head: HTTPResponseHead, close: Bool)? {
         var bytes = ByteBuffer()
         guard
@@ -364,7 +364,7 @@ public enum HeaderRewriter {
     /// an upstream's bytes would be; nil when the parser refuses it.
     public static func writeResponseHead(
         _ upstream: HTTPResponseHead, requestMethod: HTTPMethod, requestVersion: HTTPVersion, requestKeepAlive: Bool,
-        requestID: (name: String, value: String)?, into buffer: inout ByteBuffer
+        requestID: (name: String, value: RequestID)?, into buffer: inout ByteBuffer
     ) -> (close: Bool, framing: ResponseBodyFraming)? {
         var bytes = ByteBuffer()
         ResponseEncoding.writeHead(upstream, into: &bytes)
@@ -382,7 +382,7 @@ public enum HeaderRewriter {
     ///   goes on the wire.
     public static func writeResponseHead(
         _ upstream: UpstreamResponseHead, requestMethod: HTTPMethod, requestVersion: HTTPVersion, requestKeepAlive: Bool,
-        requestID: (name: String, value: String)?, into buffer: inout ByteBuffer
+        requestID: (name: String, value: RequestID)?, into buffer: inout ByteBuffer
     ) -> (close: Bool, framing: ResponseBodyFraming) {
         ResponseEncoding.writeStatusLine(version: requestVersion, status: upstream.status, into: &buffer)
         // Names the upstream's `Connection` lists (rare: usually it says keep-alive or close).

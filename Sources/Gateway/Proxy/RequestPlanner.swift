@@ -46,7 +46,7 @@ public struct PlanContext {
     /// The normalised path (nil when the target was refused).
     public var path: String?
     /// The request id, the client's or generated; nil when request ids are off.
-    public var requestID: String?
+    public var requestID: RequestID?
     /// Where generated request ids come from (one per event loop).
     public let generator: RequestIDGenerator?
     /// A buffer to write the forwarded head into instead of allocating one: the connection's
@@ -133,7 +133,7 @@ public final class RequestPlanner: Sendable {
             if requestIDs.trustIncoming, summary.requestIDCount == 1, let incoming = summary.requestID,
                 RequestID.isAcceptable(incoming)
             {
-                context.requestID = incoming
+                context.requestID = .given(incoming)
             } else {
                 context.requestID = context.generator?.next()
             }

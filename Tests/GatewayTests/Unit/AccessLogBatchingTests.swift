@@ -9,7 +9,7 @@ import Testing
 struct AccessLogBatchingTests {
     func record(_ index: Int) -> AccessLogRecord {
         AccessLogRecord(
-            time: 1_795_321_812.345_6, requestID: "id-\(index)", method: "GET", path: "/orders/\(index)", route: "/",
+            time: 1_795_321_812.345_6, requestID: .given("id-\(index)"), method: "GET", path: "/orders/\(index)", route: "/",
             status: 200, decision: .allowed, reason: nil, subject: "alice", upstream: "http://127.0.0.1:9000",
             client: "192.0.2.1", durationSeconds: 0.001, upstreamSeconds: 0.000_9, requestBytes: 0, responseBytes: 512)
     }

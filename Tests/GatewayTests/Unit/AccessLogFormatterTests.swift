@@ -142,7 +142,7 @@ struct AccessLogFormatterTests {
         // Every string byte escaped as \u00XX, every optional field present, the longest numbers.
         let worst = String(repeating: "\u{1}", count: 300)
         let record = AccessLogRecord(
-            time: 1_795_321_812.999_9, requestID: worst, method: worst, path: worst, route: worst, status: Int.min,
+            time: 1_795_321_812.999_9, requestID: .given(worst), method: worst, path: worst, route: worst, status: Int.min,
             decision: .unavailable, reason: worst, subject: worst, upstream: worst, client: worst,
             durationSeconds: .infinity, upstreamSeconds: .infinity, requestBytes: Int.min, responseBytes: Int.min)
         let line = AccessLogFormatter.line(record)
@@ -155,6 +155,19 @@ struct AccessLogFormatterTests {
         let fixed = AccessLogFormatter.line(empty)
         #expect(fixed.utf8.count - Decision.unavailable.rawValue.utf8.count <= AccessLogFormatter.fixedLength)
         #expect(fixed.hasPrefix("{\"time\":\"1-01-01T00:00:00.000Z\""))
+    }
+
+    @Test("A generated request id is written as its digits, the same line as the id given as text; a given one is escaped")
+    func requestIDs() {
+        var generated = self.record()
+        generated.requestID = .generated(prefix: 0x0123_4567_89ab_cdef, counter: 0x100)
+        let line = AccessLogFormatter.line(generated)
+        #expect(line == AccessLogFormatter.line(self.record()))
+        #expect(line.contains(",\"request_id\":\"0123456789abcdef0000000000000100\","))
+        #expect(line.utf8.count <= AccessLogFormatter.maximumLength(of: generated))
+        var quoted = self.record()
+        quoted.requestID = .given("a\"b")
+        #expect(AccessLogFormatter.line(quoted).contains(",\"request_id\":\"a\\\"b\","))
     }
 
     @Test("Lines append to what the buffer holds; times within a second share the cached date")

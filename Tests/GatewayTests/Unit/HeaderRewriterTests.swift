@@ -229,7 +229,7 @@ struct HeaderRewriterTests {
 
     func written(
         _ upstream: HTTPResponseHead, method: HTTPMethod = .GET, version: HTTPVersion = .http1_1, keepAlive: Bool = true,
-        requestID: (name: String, value: String)? = nil
+        requestID: (name: String, value: RequestID)? = nil
     ) -> (text: String, close: Bool, framing: ResponseBodyFraming) {
         var buffer = ByteBuffer()
         guard
@@ -252,6 +252,9 @@ struct HeaderRewriterTests {
         // The upstream's lines in their order (its Content-Length line as it came), the
         // upstream's request id replaced by the gateway's.
         #expect(plain.text == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nX-Request-Id: abc\r\n\r\n")
+        // A generated id (what most requests carry) goes in as its 32 digits.
+        let generated = self.written(withLength, requestID: ("X-Request-Id", .generated(prefix: 0xab, counter: 0x1234)))
+        #expect(generated.text == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nX-Request-Id: 00000000000000ab0000000000001234\r\n\r\n")
         #expect(!plain.close)
         #expect(plain.framing == .asIs)
 

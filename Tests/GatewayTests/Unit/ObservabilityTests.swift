@@ -25,7 +25,23 @@ struct RequestIDTests {
         let b = RequestIDGenerator()
         let ids = (0..<1000).map { _ in a.next() } + (0..<1000).map { _ in b.next() }
         #expect(Set(ids).count == 2000)
-        #expect(ids.allSatisfy { $0.utf8.count == 32 && $0.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) } })
+        #expect(ids.allSatisfy { $0.text.utf8.count == 32 && $0.text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) } })
+    }
+
+    @Test("A generated id is its digits: equal to and hashed as the same text given, written as it reads")
+    func generatedValue() {
+        let id = RequestID.generated(prefix: 0xfedc_ba98_7654_3210, counter: 0x0f)
+        let text = "fedcba9876543210000000000000000f"
+        #expect(id.text == text)
+        #expect(id == .given(text))
+        #expect(RequestID.given(text) == id)
+        #expect(id != .given("fedcba9876543210000000000000001f"))
+        #expect(id != .generated(prefix: 0xfedc_ba98_7654_3210, counter: 0x1f))
+        #expect(Set<RequestID>([id, .given(text)]).count == 1)
+        var buffer = ByteBuffer()
+        buffer.writeHeaderLine("X-Request-Id", id)
+        buffer.writeHeaderLine("X-Request-Id", RequestID.given("abc-1"))
+        #expect(String(buffer: buffer) == "X-Request-Id: \(text)\r\nX-Request-Id: abc-1\r\n")
     }
 }
 
