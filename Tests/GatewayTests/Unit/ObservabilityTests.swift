@@ -28,6 +28,20 @@ struct RequestIDTests {
         #expect(ids.allSatisfy { $0.text.utf8.count == 32 && $0.text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) } })
     }
 
+    @Test("Generated digits match String(radix: 16) for edge and random values")
+    func generatedDigits() {
+        var random = SystemRandomNumberGenerator()
+        let edges: [UInt64] = [0, 1, 9, 10, 15, 16, 0xff, 0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210, 0xa0a0_a0a0_9f9f_9f9f, .max]
+        for prefix in edges + (0..<2000).map({ _ in random.next() }) {
+            let counter = prefix &* 0x9E37_79B9_7F4A_7C15
+            let expected = [prefix, counter].map { value in
+                let hex = String(value, radix: 16)
+                return String(repeating: "0", count: 16 - hex.count) + hex
+            }.joined()
+            #expect(RequestID.generated(prefix: prefix, counter: counter).text == expected)
+        }
+    }
+
     @Test("A generated id is its digits: equal to and hashed as the same text given, written as it reads")
     func generatedValue() {
         let id = RequestID.generated(prefix: 0xfedc_ba98_7654_3210, counter: 0x0f)
