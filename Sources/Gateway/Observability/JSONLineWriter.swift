@@ -43,23 +43,27 @@ struct JSONLineWriter {
     mutating func field(_ name: StaticString, _ id: RequestID) {
         self.write(",\"")
         self.write(name)
-        self.write("\":\"")
-        id.withUTF8 { self.writeEscaped($0) }
-        self.write(byte: UInt8(ascii: "\""))
+        self.write("\":")
+        id.withUTF8 { self.write(quoted: $0) }
     }
 
     /// `value` as a JSON string: `"` and `\` escaped, control characters and DEL as `\n`, `\r`,
     /// `\t` or `\u00XX`, every other byte (UTF-8 included) as it is. Invalid UTF-8 was already
     /// repaired when the bytes became a `String`.
     mutating func write(quoted value: String) {
-        self.write(byte: UInt8(ascii: "\""))
         let written: Void? = value.utf8.withContiguousStorageIfAvailable { bytes in
-            self.writeEscaped(UnsafeRawBufferPointer(bytes))
+            self.write(quoted: UnsafeRawBufferPointer(bytes))
         }
         if written == nil {
             var contiguous = value
-            contiguous.withUTF8 { self.writeEscaped(UnsafeRawBufferPointer($0)) }
+            contiguous.withUTF8 { self.write(quoted: UnsafeRawBufferPointer($0)) }
         }
+    }
+
+    /// `bytes` as a JSON string, escaped as `write(quoted:)` does a `String`'s.
+    mutating func write(quoted bytes: UnsafeRawBufferPointer) {
+        self.write(byte: UInt8(ascii: "\""))
+        self.writeEscaped(bytes)
         self.write(byte: UInt8(ascii: "\""))
     }
 

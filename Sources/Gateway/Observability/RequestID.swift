@@ -34,12 +34,16 @@ public enum RequestID: Sendable, Hashable, CustomStringConvertible, ExpressibleB
         }
     }
 
-    /// Calls `body` with the id's UTF-8 bytes, without allocating for a generated id (its digits
-    /// are written on the stack).
+    /// Calls `body` with the id's UTF-8 bytes: a given id's read in place (no mutable copy, so no
+    /// retain), a generated id's digits written on the stack.
     public func withUTF8<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         switch self {
-        case .given(var text):
-            return try text.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+        case .given(let text):
+            if let result = try text.utf8.withContiguousStorageIfAvailable({ try body(UnsafeRawBufferPointer($0)) }) {
+                return result
+            }
+            var contiguous = text
+            return try contiguous.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
         case .generated(let prefix, let counter):
             var digits = (
                 Self.hexDigits(UInt32(truncatingIfNeeded: prefix >> 32)), Self.hexDigits(UInt32(truncatingIfNeeded: prefix)),
