@@ -69,44 +69,41 @@ extension HTTPHeaders: HeaderSink {
 /// Header lines written straight into a head's bytes, the kept ones in runs (`FieldLineRun`):
 /// a line the gateway adds writes the run before it first, so the head keeps its order.
 struct SerializedFields: HeaderSink {
-    private var buffer: ByteBuffer
+    private var writer: HeadWriter
     private var run = FieldLineRun()
 
-    init(into buffer: consuming ByteBuffer) {
-        self.buffer = buffer
+    init(into writer: HeadWriter) {
+        self.writer = writer
     }
 
     mutating func add(name: String, value: String) {
-        self.run.flush(into: &self.buffer)
-        self.buffer.writeHeaderLine(name, value)
+        self.run.flush(into: &self.writer)
+        self.writer.writeLine(name, value)
     }
 
     mutating func add(name: String, requestID: RequestID) {
-        self.run.flush(into: &self.buffer)
-        self.buffer.writeHeaderLine(name, requestID)
+        self.run.flush(into: &self.writer)
+        self.writer.writeLine(name, requestID)
     }
 
     mutating func keep(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, line: UnsafeRawBufferPointer) {
-        self.run.keep(line, into: &self.buffer)
+        self.run.keep(line, into: &self.writer)
     }
 
     mutating func endOfFields() {
-        self.run.flush(into: &self.buffer)
+        self.run.flush(into: &self.writer)
     }
 
-    /// The bytes written, held by nothing else, so the next write needs no copy: call it as
-    /// `(consume serialized).finish()`, since a `var` of a copyable type otherwise lives (and holds
-    /// its reference) to the end of its scope in a debug build.
-    consuming func finish() -> ByteBuffer {
-        self.buffer
+    /// The writer, to go on with the rest of the head.
+    func finish() -> HeadWriter {
+        self.writer
     }
 }
 
-/// Received field lines kept as they came, copied in as few writes as there are runs of them: a
+/// Received field lines kept as they came, copied in as few copies as there are runs of them: a
 /// line that starts where the previous kept one ended extends the run, which is written when
-/// something else is written or the pass ends. Each `ByteBuffer.write…` call pays its capacity,
-/// uniqueness and exclusivity checks (some 75 instructions) whatever its length, and most lines
-/// of a head are kept, so a head of ten kept lines costs one call where it cost ten.
+/// something else is written or the pass ends. Most lines of a head are kept, so a head of ten
+/// kept lines costs one copy where it cost ten.
 ///
 /// The run points into the received header block: it is only valid inside that block's
 /// `withUnsafeReadableBytes`, and must be flushed before it returns.
@@ -118,70 +115,35 @@ struct FieldLineRun {
 
     /// Adds `line` to the run, or writes the run and starts a new one when `line` does not
     /// follow it.
-    mutating func keep(_ line: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+    mutating func keep(_ line: UnsafeRawBufferPointer, into writer: inout HeadWriter) {
         guard let base = line.baseAddress else { return }
         if let start = self.start, start + self.count == base {
             self.count += line.count
             return
         }
-        self.flush(into: &buffer)
+        self.flush(into: &writer)
         self.start = base
         self.count = line.count
     }
 
     /// Writes the run, if any, and empties it.
-    mutating func flush(into buffer: inout ByteBuffer) {
+    mutating func flush(into writer: inout HeadWriter) {
         guard let start = self.start else { return }
-        buffer.writeBytes(UnsafeRawBufferPointer(start: start, count: self.count))
+        writer.write(UnsafeRawBufferPointer(start: start, count: self.count))
         self.start = nil
         self.count = 0
     }
 }
 
 extension ByteBuffer {
-    /// `name: value\r\n`, copied in one write (each `ByteBuffer.write…` call pays its own
-    /// capacity, uniqueness and exclusivity checks). The strings' bytes are read in place
-    /// (`withContiguousStorageIfAvailable` needs no mutable copy, so no retain, where
-    /// `withUTF8` does); a string without contiguous UTF-8 is copied out first.
+    /// `name: value\r\n`, in one write (`HeadWriter.writeLine`).
     mutating func writeHeaderLine(_ name: String, _ value: String) {
-        let written: Void?? = name.utf8.withContiguousStorageIfAvailable { name in
-            value.utf8.withContiguousStorageIfAvailable { value in
-                self.writeHeaderLine(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value))
-            }
-        }
-        if case .some(.some) = written { return }
-        Array(name.utf8).withUnsafeBytes { name in
-            Array(value.utf8).withUnsafeBytes { value in self.writeHeaderLine(name, value) }
-        }
+        self.writeHead(estimate: name.utf8.count + value.utf8.count + 4) { $0.writeLine(name, value) }
     }
 
-    /// `name: id` and CRLF: the id's bytes as `RequestID.withUTF8` gives them (a generated id's
-    /// digits without a `String`), the name's read in place as above. (Routing the `String`
-    /// version through this too cost some 190 instructions per request: its nested closures.)
+    /// `name: id\r\n`: the id's bytes as `RequestID.withUTF8` gives them (a generated id's digits
+    /// without a `String`).
     mutating func writeHeaderLine(_ name: String, _ id: RequestID) {
-        id.withUTF8 { value in
-            let written: Void? = name.utf8.withContiguousStorageIfAvailable { name in
-                self.writeHeaderLine(UnsafeRawBufferPointer(name), value)
-            }
-            if written == nil { Array(name.utf8).withUnsafeBytes { name in self.writeHeaderLine(name, value) } }
-        }
-    }
-
-    private mutating func writeHeaderLine(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
-        let count = name.count + value.count + 4
-        self.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
-            // `count` ≥ 4, so the target has an address.
-            let base = target.baseAddress!
-            if let from = name.baseAddress { base.copyMemory(from: from, byteCount: name.count) }
-            var at = name.count
-            base.storeBytes(of: UInt8(ascii: ":"), toByteOffset: at, as: UInt8.self)
-            base.storeBytes(of: UInt8(ascii: " "), toByteOffset: at + 1, as: UInt8.self)
-            at += 2
-            if let from = value.baseAddress { (base + at).copyMemory(from: from, byteCount: value.count) }
-            at += value.count
-            base.storeBytes(of: UInt8(ascii: "\r"), toByteOffset: at, as: UInt8.self)
-            base.storeBytes(of: UInt8(ascii: "\n"), toByteOffset: at + 1, as: UInt8.self)
-            return count
-        }
+        self.writeHead(estimate: name.utf8.count + id.utf8Count + 4) { $0.writeLine(name, id) }
     }
 }

@@ -133,38 +133,44 @@ public enum HeaderRewriter {
         forwarding: borrowing Forwarding, framing: BodyFraming, allocator: ByteBufferAllocator = ByteBufferAllocator(),
         reusing spare: consuming ByteBuffer? = nil
     ) -> ForwardHead {
-        // Room for the client's head and what is added (the buffer grows past it if need be).
-        let capacity = 512 + target.utf8.count + fields.readableBytes
+        // Room for the client's head and what is added: the client's lines are at most kept, the
+        // identity lines are known, 512 is for the forwarding lines and the request id. (A head
+        // that needs more is written again in room for all of it, `writeHead`.)
+        var capacity = 512 + target.utf8.count + fields.readableBytes
+        let identity = forwarding.identity
+        for index in identity.indices { capacity += identity[index].name.utf8.count + identity[index].value.utf8.count + 4 }
         var buffer = spare.take() ?? allocator.buffer(capacity: capacity)
         buffer.clear(minimumCapacity: capacity)  // keeps the memory only if nothing else holds it
-        if case .GET = method {
-            buffer.writeStaticString("GET ")  // `rawValue` is a switch that makes a String
-        } else {
-            buffer.writeString(method.rawValue)
-            buffer.writeInteger(UInt8(ascii: " "))
+        let connectionNamed = connectionNamesFields ? Self.connectionNamed(fields) : []
+        buffer.writeHead(estimate: capacity) { writer in
+            if case .GET = method {
+                writer.write("GET ")  // `rawValue` is a switch that makes a String
+            } else {
+                writer.write(string: method.rawValue)
+                writer.write(byte: UInt8(ascii: " "))
+            }
+            writer.write(string: target)
+            writer.write(" HTTP/1.1\r\n")
+            var serialized = SerializedFields(into: writer)
+            Self.rewriteRequestFields(
+                fields, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: false,
+                connectionNamed: connectionNamed, into: &serialized)
+            writer = serialized.finish()
+            switch framing {
+            case .contentLength(let length):
+                writer.write("Content-Length: ")
+                writer.write(decimal: length)
+                writer.write("\r\n\r\n")
+            case .chunked:
+                writer.write("Transfer-Encoding: chunked\r\n\r\n")
+            case .none where method.usuallyHasContent:
+                // Methods whose requests normally have content: say "none" rather than leave the
+                // upstream to infer it.
+                writer.write("Content-Length: 0\r\n\r\n")
+            case .none:
+                writer.write("\r\n")
+            }
         }
-        buffer.writeString(target)
-        buffer.writeStaticString(" HTTP/1.1\r\n")
-        var serialized = SerializedFields(into: consume buffer)
-        Self.rewriteRequestFields(
-            fields, identityHeaderNames: identityHeaderNames, forwarding: forwarding, keepFraming: false,
-            connectionNamed: connectionNamesFields ? Self.connectionNamed(fields) : [], into: &serialized)
-        buffer = (consume serialized).finish()
-        switch framing {
-        case .contentLength(let length):
-            buffer.writeStaticString("Content-Length: ")
-            buffer.writeString(String(length))
-            buffer.writeStaticString("\r\n")
-        case .chunked:
-            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
-        case .none where method.usuallyHasContent:
-            // Methods whose requests normally have content: say "none" rather than leave the
-            // upstream to infer it.
-            buffer.writeStaticString("Content-Length: 0\r\n")
-        case .none:
-            break
-        }
-        buffer.writeStaticString("\r\n")
         return ForwardHead(method: method, bytes: buffer, chunked: framing == .chunked)
     }
 
@@ -384,7 +390,6 @@ public enum HeaderRewriter {
         _ upstream: UpstreamResponseHead, requestMethod: HTTPMethod, requestVersion: HTTPVersion, requestKeepAlive: Bool,
         requestID: (name: String, value: RequestID)?, into buffer: inout ByteBuffer
     ) -> (close: Bool, framing: ResponseBodyFraming) {
-        ResponseEncoding.writeStatusLine(version: requestVersion, status: upstream.status, into: &buffer)
         // Names the upstream's `Connection` lists (rare: usually it says keep-alive or close).
         var named: [Substring] = []
         if upstream.connectionHasOtherTokens {
@@ -394,54 +399,65 @@ public enum HeaderRewriter {
         // The received `Content-Length` line goes on as it came when the response may have a body
         // (the parser checked it is the only one, all digits, and not beside chunked coding).
         let keepLength = mayHaveBody && upstream.contentLength != nil
-        var idName = requestID?.name ?? ""
-        idName.withUTF8 { idName in
-            upstream.fields.withUnsafeReadableBytes { fields in
-                // Kept lines that follow each other are copied in one write.
-                var run = FieldLineRun()
-                HTTPFieldLine.forEachField(in: fields) { name, _, line in
-                    switch HTTPFieldLine.kind(of: name) {
-                    case .contentLength:
-                        if keepLength { run.keep(line, into: &buffer) }
-                        return
-                    case .transferEncoding, .connection, .upgrade, .hopByHop:
-                        return  // framing is the gateway's own; hop-by-hop fields end here
-                    case .other:
-                        break
-                    }
-                    if !idName.isEmpty, HTTPFieldLine.equalsIgnoringCase(name, idName) { return }
-                    if !named.isEmpty {
-                        let text = String(decoding: name, as: UTF8.self)
-                        if named.contains(where: { HeaderRules.equalsIgnoringCase(text, $0) }) { return }
-                    }
-                    run.keep(line, into: &buffer)
-                }
-                run.flush(into: &buffer)
-            }
-        }
-        if let requestID { buffer.writeHeaderLine(requestID.name, requestID.value) }
         let isHead = requestMethod.isHEAD
         var close = !requestKeepAlive
         let framing: ResponseBodyFraming
+        let chunk: Bool
         if !mayHaveBody {
             framing = .none
+            chunk = false
         } else if keepLength {
             framing = isHead ? .none : .asIs
+            chunk = false
         } else if requestVersion == .http1_1 {
             // The upstream's body had no length (it came chunked, or ends at its close): chunk it.
-            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
             framing = isHead ? .none : .chunked
+            chunk = true
         } else {
             // HTTP/1.0 has no chunked coding: without a length, the body ends when we close.
             close = true
             framing = isHead ? .none : .asIs
+            chunk = false
         }
-        if close {
-            buffer.writeStaticString("Connection: close\r\n\r\n")
-        } else if requestVersion == .http1_0 {
-            buffer.writeStaticString("Connection: keep-alive\r\n\r\n")
-        } else {
-            buffer.writeStaticString("\r\n")
+        // Room for the status line, the upstream's lines (at most all kept), the request id and
+        // the framing lines (a head that needs more is written again, `writeHead`).
+        let estimate = 128 + upstream.fields.readableBytes + (requestID.map { $0.name.utf8.count + $0.value.utf8Count + 4 } ?? 0)
+        var idName = requestID?.name ?? ""
+        idName.withUTF8 { idName in
+            upstream.fields.withUnsafeReadableBytes { fields in
+                buffer.writeHead(estimate: estimate) { writer in
+                    ResponseEncoding.writeStatusLine(version: requestVersion, status: upstream.status, into: &writer)
+                    // Kept lines that follow each other are copied in one write.
+                    var run = FieldLineRun()
+                    HTTPFieldLine.forEachField(in: fields) { name, _, line in
+                        switch HTTPFieldLine.kind(of: name) {
+                        case .contentLength:
+                            if keepLength { run.keep(line, into: &writer) }
+                            return
+                        case .transferEncoding, .connection, .upgrade, .hopByHop:
+                            return  // framing is the gateway's own; hop-by-hop fields end here
+                        case .other:
+                            break
+                        }
+                        if !idName.isEmpty, HTTPFieldLine.equalsIgnoringCase(name, idName) { return }
+                        if !named.isEmpty {
+                            let text = String(decoding: name, as: UTF8.self)
+                            if named.contains(where: { HeaderRules.equalsIgnoringCase(text, $0) }) { return }
+                        }
+                        run.keep(line, into: &writer)
+                    }
+                    run.flush(into: &writer)
+                    if let requestID { writer.writeLine(requestID.name, requestID.value) }
+                    if chunk { writer.write("Transfer-Encoding: chunked\r\n") }
+                    if close {
+                        writer.write("Connection: close\r\n\r\n")
+                    } else if requestVersion == .http1_0 {
+                        writer.write("Connection: keep-alive\r\n\r\n")
+                    } else {
+                        writer.write("\r\n")
+                    }
+                }
+            }
         }
         return (close, framing)
     }

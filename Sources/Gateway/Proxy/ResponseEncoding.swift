@@ -19,28 +19,32 @@ public enum ResponseBodyFraming: Sendable, Equatable {
 public enum ResponseEncoding {
     /// `HTTP/1.1 200 OK\r\n`.
     public static func writeStatusLine(version: HTTPVersion, status: HTTPResponseStatus, into buffer: inout ByteBuffer) {
-        // Most responses: one write of a constant (the general path below reads the code and the
-        // reason phrase through two large switches and makes eight writes: 1,900 instructions).
+        buffer.writeHead(estimate: 64) { Self.writeStatusLine(version: version, status: status, into: &$0) }
+    }
+
+    static func writeStatusLine(version: HTTPVersion, status: HTTPResponseStatus, into writer: inout HeadWriter) {
+        // Most responses: one constant (the general path below reads the code and the reason
+        // phrase through two large switches).
         if version == .http1_1, case .ok = status {
-            buffer.writeStaticString("HTTP/1.1 200 OK\r\n")
+            writer.write("HTTP/1.1 200 OK\r\n")
             return
         }
         if version == .http1_1 {
-            buffer.writeStaticString("HTTP/1.1 ")
+            writer.write("HTTP/1.1 ")
         } else {
-            buffer.writeStaticString("HTTP/")
-            buffer.writeString(String(version.major))
-            buffer.writeInteger(UInt8(ascii: "."))
-            buffer.writeString(String(version.minor))
-            buffer.writeInteger(UInt8(ascii: " "))
+            writer.write("HTTP/")
+            writer.write(decimal: version.major)
+            writer.write(byte: UInt8(ascii: "."))
+            writer.write(decimal: version.minor)
+            writer.write(byte: UInt8(ascii: " "))
         }
         let code = Int(status.code)
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 100 % 10))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 10 % 10))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code % 10))
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
+        writer.write(byte: UInt8(ascii: "0") + UInt8(code / 100 % 10))
+        writer.write(byte: UInt8(ascii: "0") + UInt8(code / 10 % 10))
+        writer.write(byte: UInt8(ascii: "0") + UInt8(code % 10))
+        writer.write(byte: UInt8(ascii: " "))
+        writer.write(string: status.reasonPhrase)
+        writer.write("\r\n")
     }
 
     /// A complete head with its headers exactly as given (local answers, `100 Continue`, `101`).

@@ -192,19 +192,72 @@ struct HeaderRewriterTests {
         block.withUnsafeBytes { bytes in
             func line(_ index: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[index * 6..<index * 6 + 6]) }
             var buffer = ByteBuffer()
-            var run = FieldLineRun()
-            run.flush(into: &buffer)  // empty: writes nothing
-            #expect(buffer.readableBytes == 0)
-            run.keep(line(0), into: &buffer)
-            run.keep(line(1), into: &buffer)
-            #expect(buffer.readableBytes == 0)  // held until something else is written
-            run.keep(line(3), into: &buffer)  // not adjacent: A and B go out, D starts a run
-            #expect(String(buffer: buffer) == "A: 1\r\nB: 2\r\n")
-            run.keep(line(2), into: &buffer)  // before D in the block: D goes out first
-            run.flush(into: &buffer)
-            run.flush(into: &buffer)  // flushed runs are empty
+            var counts: [Int] = []
+            buffer.writeHead(estimate: 64) { writer in
+                var run = FieldLineRun()
+                run.flush(into: &writer)  // empty: writes nothing
+                counts.append(writer.count)
+                run.keep(line(0), into: &writer)
+                run.keep(line(1), into: &writer)
+                counts.append(writer.count)  // held until something else is written
+                run.keep(line(3), into: &writer)  // not adjacent: A and B go out, D starts a run
+                counts.append(writer.count)
+                run.keep(line(2), into: &writer)  // before D in the block: D goes out first
+                run.flush(into: &writer)
+                run.flush(into: &writer)  // flushed runs are empty
+            }
+            #expect(counts == [0, 0, 12])
             #expect(String(buffer: buffer) == "A: 1\r\nB: 2\r\nD: 4\r\nC: 3\r\n")
         }
+    }
+
+    @Test("A head written in too little room is written again, whole, in room for all of it")
+    func headWriterRetries() {
+        let long = String(repeating: "v", count: 300)
+        for estimate in [0, 1, 10, 317, 318, 4096] {
+            var buffer = ByteBuffer(string: "before|")
+            var runs = 0
+            buffer.writeHead(estimate: estimate) { writer in
+                runs += 1
+                writer.write("GET ")
+                writer.write(byte: UInt8(ascii: "/"))
+                writer.write(" HTTP/1.1\r\n")
+                writer.writeLine("X-Long", long)
+                writer.writeLine("X-Request-Id", RequestID.generated(prefix: 1, counter: 2))
+                writer.write("Content-Length: ")
+                writer.write(decimal: 1_234_567)
+                writer.write("\r\n\r\n")
+            }
+            let expected = "before|GET / HTTP/1.1\r\nX-Long: \(long)\r\n"
+                + "X-Request-Id: 00000000000000010000000000000002\r\nContent-Length: 1234567\r\n\r\n"
+            #expect(String(buffer: buffer) == expected, "estimate \(estimate)")
+            // The buffer may hold more room than asked; a head that fits it runs once.
+            #expect(runs == 1 || runs == 2)
+        }
+    }
+
+    @Test("The head writer never writes past its room, and counts what did not fit")
+    func headWriterBounds() {
+        var storage = [UInt8](repeating: 0xEE, count: 8)
+        storage.withUnsafeMutableBytes { room in
+            var writer = HeadWriter(UnsafeMutableRawBufferPointer(rebasing: room[0..<4]))
+            writer.write("abc")
+            writer.write("defg")  // does not fit: nothing of it is written
+            writer.write(byte: 1)  // would fit alone, past what did not
+            #expect(writer.count == 8)
+            #expect(!writer.fits)
+        }
+        #expect(storage == Array("abc".utf8) + [0xEE, 0xEE, 0xEE, 0xEE, 0xEE])
+        var empty = HeadWriter(UnsafeMutableRawBufferPointer(start: nil, count: 0))
+        empty.write("x")
+        #expect(empty.count == 1 && !empty.fits)
+    }
+
+    @Test("Integers are written in decimal without a String", arguments: [0, 7, 10, 99, 1_000, 1_234_567_890, Int.max, -1, -42, Int.min])
+    func headWriterDecimal(value: Int) {
+        var buffer = ByteBuffer()
+        buffer.writeHead(estimate: 32) { $0.write(decimal: value) }
+        #expect(String(buffer: buffer) == String(value))
     }
 
     @Test("Response heads lose hop-by-hop headers and take the client's version")
