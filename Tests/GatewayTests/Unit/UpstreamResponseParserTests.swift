@@ -275,12 +275,17 @@ struct UpstreamResponseParserTests {
         }
     }
 
-    @Test("The word-at-a-time value scan stops exactly at the blocks that hold a control character or DEL")
+    @Test("The word-at-a-time value scan stops exactly at the first control character but HTAB, or before the last few bytes")
     func valueScanInWords() {
         func skip(_ bytes: [UInt8]) -> Int {
             bytes.withUnsafeBytes { HTTPFieldLine.skipVisible($0, from: 0) }
         }
-        func isControl(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x7F }
+        func isControl(_ byte: UInt8) -> Bool { (byte < 0x20 && byte != 0x09) || byte == 0x7F }
+        // The contract: all before the result is a value byte, and the result is a control
+        // character or fewer than eight bytes are left from it.
+        func meetsContract(_ bytes: [UInt8], _ end: Int) -> Bool {
+            !bytes[..<end].contains(where: isControl) && (end + 8 > bytes.count || isControl(bytes[end]))
+        }
         // Every byte value at every position of 20 bytes, among visible ASCII and among obs-text
         // (whose high bit must not hide a neighbour or raise a false alarm).
         for filler: UInt8 in [UInt8(ascii: "a"), 0x20, 0x7E, 0x80, 0xFF] {
@@ -288,19 +293,30 @@ struct UpstreamResponseParserTests {
                 for position in 0..<20 {
                     var bytes = [UInt8](repeating: filler, count: 20)
                     bytes[position] = UInt8(value)
-                    let expected = isControl(UInt8(value)) ? min(position / 8 * 8, 16) : 16
-                    #expect(skip(bytes) == expected, "byte \(value) at \(position) among \(filler)")
+                    let end = skip(bytes)
+                    #expect(meetsContract(bytes, end), "byte \(value) at \(position) among \(filler): \(end)")
+                    if isControl(UInt8(value)), position < 16 {
+                        #expect(end == position, "byte \(value) at \(position) among \(filler)")
+                    }
                 }
             }
         }
-        // Random words: the scan passes a block exactly when none of its bytes is a control.
+        // Random runs with controls and tabs among them: the contract holds at every start.
         var random = UpstreamResponseParserDifferentialTests.SplitMix64(seed: 9112)
-        for _ in 0..<50_000 {
-            let word = (0..<8).map { _ in UInt8(truncatingIfNeeded: random.next()) }
-            #expect((skip(word) == 8) == !word.contains(where: isControl), "\(word)")
+        let picks: [UInt8] = [0x09, 0x0D, 0x0A, 0x00, 0x1F, 0x7F, 0x20, 0x7E, 0x80, 0xFF, UInt8(ascii: "a")]
+        for _ in 0..<20_000 {
+            let count = Int(random.next() % 40)
+            let bytes = (0..<count).map { _ -> UInt8 in
+                random.next() % 4 == 0 ? picks[Int(random.next() % UInt64(picks.count))] : UInt8(truncatingIfNeeded: random.next())
+            }
+            let start = count == 0 ? 0 : Int(random.next() % UInt64(count))
+            let end = bytes.withUnsafeBytes { HTTPFieldLine.skipVisible($0, from: start) }
+            let rest = Array(bytes[start...])
+            #expect(end >= start && meetsContract(rest, end - start), "\(bytes) from \(start): \(end)")
         }
         #expect(skip([]) == 0)
         #expect(skip(Array("1234567".utf8)) == 0)  // fewer than eight: left to the byte loop
+        #expect(skip(Array("a\tb\tc\td\te\r\nfghijklmnop".utf8)) == 9)  // tabs are passed, the CR is found
     }
 
     @Test("One list of framing and hop-by-hop names serves the parser and both rewriters; letters alone fold")
