@@ -33,6 +33,7 @@
 #             PROFILE_HAPROXY=1 (default) also profiles haproxy-proxy under the same load
 #   memory:   MEM_CONNS=1000 MEM_SECONDS=8 STREAM_BYTES=1073741824
 #   instructions: INSTR_REQUESTS=4000 INSTR_WARMUP=500 INSTR_CONNS=8 INSTR_ALGS="hs256 rs256"
+#             INSTR_HAPROXY=1 also counts haproxy-proxy's instructions under the same load
 #             COMPARE_BIN=/other/authgate [COMPARE_LABEL=b]
 #   all:      RELEASE_SCRATCH (default .build-release2), MICRO_SCRATCH (default .build-bench),
 #             RELEASE_FLAGS (default: the image's, `docker/build-binaries.sh --print-flags`),
@@ -510,6 +511,35 @@ cmd_instructions() {
       say "   $label $alg: $(awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.0f", t / n }') instructions per request ($requests requests, $conns connections; $dump)"
     done
   done
+  if [[ ${INSTR_HAPROXY:-0} == 1 ]]; then
+    # The peer benchmark's haproxy-proxy (conf/haproxy-proxy.cfg.in, no auth) under the same load
+    # (the HS256 request, token header and all): the user-space instructions of a C proxy per
+    # request, for scale. Its binary has no symbols, so only the total means anything.
+    command -v haproxy >/dev/null || die "haproxy is missing: apt-get install -y haproxy"
+    local hp_port=9183
+    port_in_use "$hp_port" && die "port $hp_port on 127.0.0.1 is in use (not ours)"
+    sed -e "s|@PORT@|$hp_port|g" -e "s|@UPSTREAM_PORT@|$UP_PORT|g" "$PEER_BENCH/conf/haproxy-proxy.cfg.in" >"$DIR/haproxy.cfg"
+    local out=$DIR/callgrind-haproxy-proxy
+    valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$out.%p" \
+      haproxy -db -f "$DIR/haproxy.cfg" >"$out.log" 2>&1 </dev/null &
+    local vg=$!; STARTED+=("$vg")
+    local deadline=$((SECONDS + 60))
+    until curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$hp_port/"; do
+      kill -0 "$vg" 2>/dev/null || die "haproxy under valgrind exited during start-up ($out.log)"
+      (( SECONDS < deadline )) || die "haproxy under valgrind did not answer within 60 s"
+      sleep 0.5
+    done
+    local token; token=$(mint "$DIR/gateway.json" hs-1)
+    python3 "$ROOT/scripts/fixed-load.py" "$hp_port" "$warmup" "$conns" "$token" >/dev/null
+    callgrind_control -z "$vg" >/dev/null 2>&1
+    python3 "$ROOT/scripts/fixed-load.py" "$hp_port" "$requests" "$conns" "$token" >/dev/null
+    callgrind_control -d "$vg" >/dev/null 2>&1
+    kill -TERM "$vg" 2>/dev/null || true; wait "$vg" 2>/dev/null || true; forget "$vg"
+    local dump; dump=$(ls "$out".*.1 2>/dev/null | head -n 1)
+    [[ -n $dump ]] || die "no callgrind dump for haproxy-proxy ($out.log)"
+    local total; total=$(awk '/^summary:/ { print $2 }' "$dump")
+    say "   haproxy-proxy: $(awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.0f", t / n }') instructions per request ($requests requests, $conns connections; $dump)"
+  fi
   say "== reports in $DIR (callgrind-LABEL-ALG.*: dumps; .top.txt: instructions per request by function, self and inclusive)"
 }
 
