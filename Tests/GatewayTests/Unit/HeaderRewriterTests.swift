@@ -236,6 +236,23 @@ struct HeaderRewriterTests {
         }
     }
 
+    @Test("A forwarded head longer than its estimate (a long Host, copied into X-Forwarded-Host) is written whole")
+    func longForwardedHead() {
+        // The estimate holds the client's lines and 512 bytes more; X-Forwarded-Host repeats a
+        // 3,000-byte Host, so the first pass does not fit and the head is written again.
+        let host = String(repeating: "h", count: 3_000)
+        let forwarding = HeaderRewriter.Forwarding(
+            clientAddress: "10.0.0.9", host: host, identity: [("X-Auth-Subject", "alice")], stripToken: false,
+            tokenSource: TokenSource(), requestID: ("X-Request-Id", .given("id-1")))
+        let head = HeaderRewriter.requestHead(
+            method: .POST, target: "/t", incoming: ["Host": host, "A": "1"], identityHeaderNames: ["X-Auth-Subject"],
+            forwarding: forwarding, framing: .contentLength(12_345))
+        #expect(
+            head.text == "POST /t HTTP/1.1\r\nHost: \(host)\r\nA: 1\r\n"
+                + "X-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: \(host)\r\n"
+                + "X-Auth-Subject: alice\r\nX-Request-Id: id-1\r\nContent-Length: 12345\r\n\r\n")
+    }
+
     @Test("The head writer never writes past its room, and counts what did not fit")
     func headWriterBounds() {
         var storage = [UInt8](repeating: 0xEE, count: 8)
