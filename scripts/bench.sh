@@ -474,11 +474,35 @@ cmd_profile() {
 # keep-alive connections, counters dumped. Instructions per request = that dump's total /
 # INSTR_REQUESTS. valgrind cannot read the DWARF 5 debug information of Swift 6.3 binaries, so
 # it runs a copy without it (symbols kept: function names stay in the report).
+# Runs the command after the first four arguments under callgrind, waits for it to answer on
+# 127.0.0.1:PORT, sends it INSTR_WARMUP requests, zeroes the counters, sends INSTR_REQUESTS,
+# dumps them and stops it. The dump's path is left in CALLGRIND_DUMP (not printed: the process
+# is started here, in this shell, so that STARTED knows it).
+callgrind_count() {  # name port token out-prefix command...
+  local name=$1 port=$2 token=$3 out=$4; shift 4
+  local warmup=${INSTR_WARMUP:-500} requests=${INSTR_REQUESTS:-4000} conns=${INSTR_CONNS:-8}
+  valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$out.%p" "$@" >"$out.log" 2>&1 </dev/null &
+  local vg=$!; STARTED+=("$vg")
+  local deadline=$((SECONDS + 60))
+  until curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/"; do
+    kill -0 "$vg" 2>/dev/null || die "$name under valgrind exited during start-up ($out.log)"
+    (( SECONDS < deadline )) || die "$name under valgrind did not answer within 60 s"
+    sleep 0.5
+  done
+  python3 "$ROOT/scripts/fixed-load.py" "$port" "$warmup" "$conns" "$token" >/dev/null
+  callgrind_control -z "$vg" >/dev/null 2>&1
+  python3 "$ROOT/scripts/fixed-load.py" "$port" "$requests" "$conns" "$token" >/dev/null
+  callgrind_control -d "$vg" >/dev/null 2>&1
+  kill -TERM "$vg" 2>/dev/null || true; wait "$vg" 2>/dev/null || true; forget "$vg"
+  CALLGRIND_DUMP=$(ls "$out".*.1 2>/dev/null | head -n 1)
+  [[ -n $CALLGRIND_DUMP ]] || die "no callgrind dump for $name ($out.log)"
+}
+
 cmd_instructions() {
   command -v valgrind >/dev/null || die "valgrind is missing: apt-get install -y valgrind"
   command -v nginx >/dev/null || die "nginx is missing: apt-get install -y nginx"
   prepare_nginx_run instructions
-  local warmup=${INSTR_WARMUP:-500} requests=${INSTR_REQUESTS:-4000} conns=${INSTR_CONNS:-8}
+  local requests=${INSTR_REQUESTS:-4000} conns=${INSTR_CONNS:-8}  # as callgrind_count reads them
   local bins=("this:$BIN/authgate")
   [[ -n ${COMPARE_BIN:-} ]] && bins+=("${COMPARE_LABEL:-b}:$COMPARE_BIN")
   local entry alg
@@ -489,23 +513,9 @@ cmd_instructions() {
       local kid=hs-1; [[ $alg == rs256 ]] && kid=rs-1
       local token; token=$(mint "$DIR/gateway.json" "$kid")
       local out=$DIR/callgrind-$label-$alg
-      AUTHGATE_HS256_SECRET=$(cat "$PEER_BENCH/keys/hs256.secret") \
-        valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$out.%p" \
-        "$DIR/authgate-$label" serve --config "$DIR/gateway.json" --threads 1 >"$out.log" 2>&1 </dev/null &
-      local vg=$!; STARTED+=("$vg")
-      local deadline=$((SECONDS + 60))
-      until curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$AG_PORT/"; do
-        kill -0 "$vg" 2>/dev/null || die "authgate under valgrind exited during start-up ($out.log)"
-        (( SECONDS < deadline )) || die "authgate under valgrind did not answer within 60 s"
-        sleep 0.5
-      done
-      python3 "$ROOT/scripts/fixed-load.py" "$AG_PORT" "$warmup" "$conns" "$token" >/dev/null
-      callgrind_control -z "$vg" >/dev/null 2>&1
-      python3 "$ROOT/scripts/fixed-load.py" "$AG_PORT" "$requests" "$conns" "$token" >/dev/null
-      callgrind_control -d "$vg" >/dev/null 2>&1
-      kill -TERM "$vg" 2>/dev/null || true; wait "$vg" 2>/dev/null || true; forget "$vg"
-      local dump; dump=$(ls "$out".*.1 2>/dev/null | head -n 1)
-      [[ -n $dump ]] || die "no callgrind dump for $label $alg ($out.log)"
+      AUTHGATE_HS256_SECRET=$(cat "$PEER_BENCH/keys/hs256.secret") callgrind_count "authgate" "$AG_PORT" "$token" "$out" \
+        "$DIR/authgate-$label" serve --config "$DIR/gateway.json" --threads 1
+      local dump=$CALLGRIND_DUMP
       local total; total=$(awk '/^summary:/ { print $2 }' "$dump")
       python3 "$ROOT/scripts/callgrind-summary.py" "$dump" "$requests" >"$out.top.txt" || true
       say "   $label $alg: $(awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.0f", t / n }') instructions per request ($requests requests, $conns connections; $dump)"
@@ -519,24 +529,9 @@ cmd_instructions() {
     local hp_port=9183
     port_in_use "$hp_port" && die "port $hp_port on 127.0.0.1 is in use (not ours)"
     sed -e "s|@PORT@|$hp_port|g" -e "s|@UPSTREAM_PORT@|$UP_PORT|g" "$PEER_BENCH/conf/haproxy-proxy.cfg.in" >"$DIR/haproxy.cfg"
-    local out=$DIR/callgrind-haproxy-proxy
-    valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$out.%p" \
-      haproxy -db -f "$DIR/haproxy.cfg" >"$out.log" 2>&1 </dev/null &
-    local vg=$!; STARTED+=("$vg")
-    local deadline=$((SECONDS + 60))
-    until curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$hp_port/"; do
-      kill -0 "$vg" 2>/dev/null || die "haproxy under valgrind exited during start-up ($out.log)"
-      (( SECONDS < deadline )) || die "haproxy under valgrind did not answer within 60 s"
-      sleep 0.5
-    done
     local token; token=$(mint "$DIR/gateway.json" hs-1)
-    python3 "$ROOT/scripts/fixed-load.py" "$hp_port" "$warmup" "$conns" "$token" >/dev/null
-    callgrind_control -z "$vg" >/dev/null 2>&1
-    python3 "$ROOT/scripts/fixed-load.py" "$hp_port" "$requests" "$conns" "$token" >/dev/null
-    callgrind_control -d "$vg" >/dev/null 2>&1
-    kill -TERM "$vg" 2>/dev/null || true; wait "$vg" 2>/dev/null || true; forget "$vg"
-    local dump; dump=$(ls "$out".*.1 2>/dev/null | head -n 1)
-    [[ -n $dump ]] || die "no callgrind dump for haproxy-proxy ($out.log)"
+    callgrind_count haproxy "$hp_port" "$token" "$DIR/callgrind-haproxy-proxy" haproxy -db -f "$DIR/haproxy.cfg"
+    local dump=$CALLGRIND_DUMP
     local total; total=$(awk '/^summary:/ { print $2 }' "$dump")
     say "   haproxy-proxy: $(awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.0f", t / n }') instructions per request ($requests requests, $conns connections; $dump)"
   fi
