@@ -140,10 +140,4 @@ extension ByteBuffer {
     mutating func writeHeaderLine(_ name: String, _ value: String) {
         self.writeHead(estimate: name.utf8.count + value.utf8.count + 4) { $0.writeLine(name, value) }
     }
-
-    /// `name: id\r\n`: the id's bytes as `RequestID.withUTF8` gives them (a generated id's digits
-    /// without a `String`).
-    mutating func writeHeaderLine(_ name: String, _ id: RequestID) {
-        self.writeHead(estimate: name.utf8.count + id.utf8Count + 4) { $0.writeLine(name, id) }
-    }
 }

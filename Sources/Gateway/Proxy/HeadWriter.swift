@@ -50,6 +50,8 @@ struct HeadWriter {
 
     /// A string's UTF-8, read in place (`withContiguousStorageIfAvailable` needs no mutable copy,
     /// so no retain, where `withUTF8` does); a string without contiguous UTF-8 is copied out first.
+    /// (The same few lines are in `RequestID.withUTF8` and `JSONLineWriter`: a shared generic
+    /// helper was tried, and its closure, not inlined here, cost 1,260 instructions per request.)
     mutating func write(string text: String) {
         let written: Void? = text.utf8.withContiguousStorageIfAvailable { self.write(UnsafeRawBufferPointer($0)) }
         if written == nil { Array(text.utf8).withUnsafeBytes { self.write($0) } }
@@ -70,15 +72,6 @@ struct HeadWriter {
             } while rest > 0
             self.write(UnsafeRawBufferPointer(rebasing: digits[start...]))
         }
-    }
-
-    /// `name: value` and CRLF.
-    @inline(__always)
-    mutating func writeLine(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        self.write(name)
-        self.write(": ")
-        self.write(value)
-        self.write("\r\n")
     }
 
     /// `name: value` and CRLF, both strings read in place as `write(string:)` does.

@@ -49,9 +49,11 @@ public enum ResponseEncoding {
 
     /// A complete head with its headers exactly as given (local answers, `100 Continue`, `101`).
     public static func writeHead(_ head: HTTPResponseHead, into buffer: inout ByteBuffer) {
-        Self.writeStatusLine(version: head.version, status: head.status, into: &buffer)
-        for (name, value) in head.headers { buffer.writeHeaderLine(name, value) }
-        buffer.writeStaticString("\r\n")
+        buffer.writeHead(estimate: 64 + head.headers.count * 40) { writer in
+            Self.writeStatusLine(version: head.version, status: head.status, into: &writer)
+            for (name, value) in head.headers { writer.writeLine(name, value) }
+            writer.write("\r\n")
+        }
     }
 
     /// A whole local answer in one buffer: head, then the body unless the request was `HEAD`.
@@ -77,9 +79,11 @@ public enum ResponseEncoding {
     public static func lastChunk(trailers: HTTPHeaders?, allocator: ByteBufferAllocator) -> ByteBuffer {
         guard let trailers, !trailers.isEmpty else { return Self.lastChunkWithoutTrailers }
         var buffer = allocator.buffer(capacity: 64)
-        buffer.writeStaticString("0\r\n")
-        for (name, value) in trailers { buffer.writeHeaderLine(name, value) }
-        buffer.writeStaticString("\r\n")
+        buffer.writeHead(estimate: 64) { writer in
+            writer.write("0\r\n")
+            for (name, value) in trailers { writer.writeLine(name, value) }
+            writer.write("\r\n")
+        }
         return buffer
     }
 

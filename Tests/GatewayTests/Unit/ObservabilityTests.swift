@@ -53,8 +53,10 @@ struct RequestIDTests {
         #expect(id != .generated(prefix: 0xfedc_ba98_7654_3210, counter: 0x1f))
         #expect(Set<RequestID>([id, .given(text)]).count == 1)
         var buffer = ByteBuffer()
-        buffer.writeHeaderLine("X-Request-Id", id)
-        buffer.writeHeaderLine("X-Request-Id", RequestID.given("abc-1"))
+        buffer.writeHead(estimate: 0) { writer in
+            writer.writeLine("X-Request-Id", id)
+            writer.writeLine("X-Request-Id", RequestID.given("abc-1"))
+        }
         #expect(String(buffer: buffer) == "X-Request-Id: \(text)\r\nX-Request-Id: abc-1\r\n")
     }
 }
