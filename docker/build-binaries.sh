@@ -16,8 +16,14 @@
 # - No -cross-module-optimization: it was tried (2026-12-01/02) and four A/B runs gave no gain
 #   that outlasted the noise; in the quiet one the cross-module build used 0.96x (HS256) and
 #   1.06x (RS256) the CPU per request of this one. A flag that cannot be shown to pay is dropped.
+# - -Xswiftc -enforce-exclusivity=unchecked: the run-time exclusivity checks off in every module,
+#   NIO's and swift-crypto's too (Package.swift already turns them off for authgate's own; a
+#   package cannot set it for its dependencies). They were 9% of the user-space instructions
+#   per request (11.7% fewer with the flag, callgrind), and user time follows instructions
+#   here (BENCHMARKS.md, "2026-12-03, evening"). The checks catch a programming error, not bad
+#   input; `swift test` and every debug build keep them.
 set -eu
-flags="-c release --static-swift-stdlib"
+flags="-c release --static-swift-stdlib -Xswiftc -enforce-exclusivity=unchecked"
 if [ "${1:-}" = "--print-flags" ]; then
     echo "$flags"
     exit 0
