@@ -42,6 +42,45 @@ public enum PathNormalizer {
     }
 
     public static func normalize(_ target: String) -> Result<Normalized, Rejection> {
+        // The common case in one pass over the bytes: an origin-form path that is already
+        // normal (`isAlreadyNormal`), with or without a query. Everything else, including
+        // every refusal, takes the general path below.
+        switch target.utf8.withContiguousStorageIfAvailable(Self.plainPathLength) {
+        case .some(.some(let pathLength)):
+            guard pathLength < target.utf8.count else {
+                return .success(Normalized(path: target, query: nil, unchangedTarget: target))
+            }
+            let mark = target.utf8.index(target.startIndex, offsetBy: pathLength)
+            return .success(
+                Normalized(
+                    path: String(target[..<mark]), query: target[target.utf8.index(after: mark)...],
+                    unchangedTarget: target))
+        default:
+            return Self.normalizeInGeneral(target)
+        }
+    }
+
+    /// The length of `target`'s path (the bytes before the first `?`, or all of them) when
+    /// that path starts with `/`, is ASCII, holds no `#`, and is already normal; nil otherwise.
+    static func plainPathLength(_ target: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard target.first == UInt8(ascii: "/") else { return nil }
+        var previous: UInt8 = 0
+        for index in target.indices {
+            let byte = target[index]
+            switch byte {
+            case UInt8(ascii: "?"): return index
+            // Non-ASCII too: the general path compares the first `Character` with `/`.
+            case UInt8(ascii: "#"), UInt8(ascii: "%"), UInt8(ascii: "\\"), 0, 0x80...: return nil
+            case UInt8(ascii: "/") where previous == UInt8(ascii: "/"): return nil
+            case UInt8(ascii: ".") where previous == UInt8(ascii: "/"): return nil
+            default: break
+            }
+            previous = byte
+        }
+        return target.count
+    }
+
+    static func normalizeInGeneral(_ target: String) -> Result<Normalized, Rejection> {
         var pathPart = Substring(target)
         var query: Substring?
         // The first `?` byte (RFC 3986 §3.4), found in the UTF-8 view: no walk over `Character`s.
