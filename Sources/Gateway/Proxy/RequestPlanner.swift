@@ -21,7 +21,9 @@ public enum RequestPlan: Sendable {
 }
 
 public struct ForwardPlan: Sendable {
-    public var upstream: Upstream
+    /// The route's upstream (read from the route, not copied into each plan: a copy retains and
+    /// releases each of its strings).
+    public var upstream: Upstream { self.route.upstream }
     /// The rewritten head, serialized (`HeaderRewriter.requestHead`).
     public var head: ForwardHead
     public var route: Route
@@ -245,7 +247,7 @@ public final class RequestPlanner: Sendable {
             reusing: context.headBuffer.take())
         return .forward(
             ForwardPlan(
-                upstream: route.upstream, head: upstreamHead, route: route, expectContinue: expectContinue,
+                head: upstreamHead, route: route, expectContinue: expectContinue,
                 framing: framing, subject: subject, closeConnection: upgrade, upgrade: tunnel))
     }
 
