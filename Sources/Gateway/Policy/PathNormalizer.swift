@@ -63,7 +63,8 @@ public enum PathNormalizer {
     /// The length of `target`'s path (the bytes before the first `?`, or all of them) when
     /// that path starts with `/`, is ASCII, holds no `#`, and is already normal; nil otherwise.
     static func plainPathLength(_ target: UnsafeBufferPointer<UInt8>) -> Int? {
-        guard target.first == UInt8(ascii: "/") else { return nil }
+        // Indexed, not `first`: compared as an optional, the debug build allocates for it.
+        guard target.count > 0, target[0] == UInt8(ascii: "/") else { return nil }
         var previous: UInt8 = 0
         for index in target.indices {
             let byte = target[index]
