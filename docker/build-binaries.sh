@@ -19,7 +19,7 @@
 # - -Xswiftc -enforce-exclusivity=unchecked: the run-time exclusivity checks off in every module,
 #   NIO's and swift-crypto's too (Package.swift already turns them off for authgate's own; a
 #   package cannot set it for its dependencies). They were 9% of the user-space instructions
-#   per request (11.7% fewer with the flag, callgrind), and user time follows instructions
+#   per request (11% fewer with the flag, callgrind), and user time follows instructions
 #   here (BENCHMARKS.md, "2026-12-03, evening"). The checks catch a programming error, not bad
 #   input; `swift test` and every debug build keep them.
 set -eu
