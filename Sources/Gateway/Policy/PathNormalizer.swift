@@ -43,8 +43,8 @@ public enum PathNormalizer {
 
     public static func normalize(_ target: String) -> Result<Normalized, Rejection> {
         // The common case in one pass over the bytes: an origin-form path that is already
-        // normal (`isAlreadyNormal`), with or without a query. Everything else, including
-        // every refusal, takes the general path below.
+        // normal (`plainPathLength`), with or without a query, is forwarded as it came.
+        // Everything else, including every refusal, takes the general path below.
         switch target.utf8.withContiguousStorageIfAvailable(Self.plainPathLength) {
         case .some(.some(let pathLength)):
             guard pathLength < target.utf8.count else {
@@ -61,7 +61,9 @@ public enum PathNormalizer {
     }
 
     /// The length of `target`'s path (the bytes before the first `?`, or all of them) when
-    /// that path starts with `/`, is ASCII, holds no `#`, and is already normal; nil otherwise.
+    /// that path starts with `/`, is ASCII, holds no `#`, and is already normal: no `%`, `\\`,
+    /// NUL or `//`, and no segment starting with `.` (which covers `.`, `..`, `.;` and `..;`).
+    /// Nil otherwise.
     static func plainPathLength(_ target: UnsafeBufferPointer<UInt8>) -> Int? {
         // Indexed, not `first`: compared as an optional, the debug build allocates for it.
         guard target.count > 0, target[0] == UInt8(ascii: "/") else { return nil }
@@ -95,10 +97,6 @@ public enum PathNormalizer {
         if pathPart.utf8.contains(UInt8(ascii: "#")) {
             return .failure(Rejection(description: "request target contains a fragment"))
         }
-        if Self.isAlreadyNormal(pathPart) {
-            return .success(Normalized(path: query == nil ? target : String(pathPart), query: query, unchangedTarget: target))
-        }
-
         // 1. Percent-decoding of unreserved characters only; refuse dangerous escapes.
         var decoded: [UInt8] = []
         decoded.reserveCapacity(pathPart.utf8.count)
@@ -164,23 +162,6 @@ public enum PathNormalizer {
         }
         if path.isEmpty || trailingSlash { path.append(UInt8(ascii: "/")) }
         return .success(Normalized(path: String(decoding: path, as: UTF8.self), query: query))
-    }
-
-    /// True when the path has nothing to decode or resolve: no `%`, `\\`, NUL, `//`, and no
-    /// segment starting with `.` (which covers `.`, `..`, `.;` and `..;`). The common case, and
-    /// it costs one scan and no allocation.
-    static func isAlreadyNormal(_ path: Substring) -> Bool {
-        var previous: UInt8 = 0
-        for byte in path.utf8 {
-            switch byte {
-            case UInt8(ascii: "%"), UInt8(ascii: "\\"), 0: return false
-            case UInt8(ascii: "/") where previous == UInt8(ascii: "/"): return false
-            case UInt8(ascii: ".") where previous == UInt8(ascii: "/"): return false
-            default: break
-            }
-            previous = byte
-        }
-        return true
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {
