@@ -476,8 +476,9 @@ cmd_profile() {
 # it runs a copy without it (symbols kept: function names stay in the report).
 # Runs the command after the first four arguments under callgrind, waits for it to answer on
 # 127.0.0.1:PORT, sends it INSTR_WARMUP requests, zeroes the counters, sends INSTR_REQUESTS,
-# dumps them and stops it. The dump's path is left in CALLGRIND_DUMP (not printed: the process
-# is started here, in this shell, so that STARTED knows it).
+# dumps them and stops it. The dump's path is left in CALLGRIND_DUMP and its instructions per
+# request in CALLGRIND_PER_REQUEST (not printed: the process is started here, in this shell, so
+# that STARTED knows it).
 callgrind_count() {  # name port token out-prefix command...
   local name=$1 port=$2 token=$3 out=$4; shift 4
   local warmup=${INSTR_WARMUP:-500} requests=${INSTR_REQUESTS:-4000} conns=${INSTR_CONNS:-8}
@@ -496,6 +497,7 @@ callgrind_count() {  # name port token out-prefix command...
   kill -TERM "$vg" 2>/dev/null || true; wait "$vg" 2>/dev/null || true; forget "$vg"
   CALLGRIND_DUMP=$(ls "$out".*.1 2>/dev/null | head -n 1)
   [[ -n $CALLGRIND_DUMP ]] || die "no callgrind dump for $name ($out.log)"
+  CALLGRIND_PER_REQUEST=$(awk -v n="$requests" '/^summary:/ { printf "%.0f", $2 / n }' "$CALLGRIND_DUMP")
 }
 
 cmd_instructions() {
@@ -516,9 +518,8 @@ cmd_instructions() {
       AUTHGATE_HS256_SECRET=$(cat "$PEER_BENCH/keys/hs256.secret") callgrind_count "authgate" "$AG_PORT" "$token" "$out" \
         "$DIR/authgate-$label" serve --config "$DIR/gateway.json" --threads 1
       local dump=$CALLGRIND_DUMP
-      local total; total=$(awk '/^summary:/ { print $2 }' "$dump")
       python3 "$ROOT/scripts/callgrind-summary.py" "$dump" "$requests" >"$out.top.txt" || true
-      say "   $label $alg: $(awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.0f", t / n }') instructions per request ($requests requests, $conns connections; $dump)"
+      say "   $label $alg: $CALLGRIND_PER_REQUEST instructions per request ($requests requests, $conns connections; $dump)"
     done
   done
   if [[ ${INSTR_HAPROXY:-0} == 1 ]]; then
@@ -531,9 +532,7 @@ cmd_instructions() {
     sed -e "s|@PORT@|$hp_port|g" -e "s|@UPSTREAM_PORT@|$UP_PORT|g" "$PEER_BENCH/conf/haproxy-proxy.cfg.in" >"$DIR/haproxy.cfg"
     local token; token=$(mint "$DIR/gateway.json" hs-1)
     callgrind_count haproxy "$hp_port" "$token" "$DIR/callgrind-haproxy-proxy" haproxy -db -f "$DIR/haproxy.cfg"
-    local dump=$CALLGRIND_DUMP
-    local total; total=$(awk '/^summary:/ { print $2 }' "$dump")
-    say "   haproxy-proxy: $(awk -v t="$total" -v n="$requests" 'BEGIN { printf "%.0f", t / n }') instructions per request ($requests requests, $conns connections; $dump)"
+    say "   haproxy-proxy: $CALLGRIND_PER_REQUEST instructions per request ($requests requests, $conns connections; $CALLGRIND_DUMP)"
   fi
   say "== reports in $DIR (callgrind-LABEL-ALG.*: dumps; .top.txt: instructions per request by function, self and inclusive)"
 }
