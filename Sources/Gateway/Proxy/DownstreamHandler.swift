@@ -199,6 +199,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
     /// head) are not kept, so an idle connection holds at most that much.
     private var spareHeadBuffer: ByteBuffer?
     private var spareResponseBuffer: ByteBuffer?
+    /// The last Host value, for the planner (`PlanContext.hostMemo`).
+    private var hostMemo = StringMemo()
     static let spareCapacityLimit = 4096
 
     init(runtimes: RuntimeBox, resources: LoopResources, overTLS: Bool = false) {
@@ -475,9 +477,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamHandlerDelegate, Ba
         let keepAlive = head.keepAlive && !self.quiescing
         var planContext = PlanContext(generator: self.resources.requestIDs)
         planContext.headBuffer = self.spareHeadBuffer.take()
+        planContext.hostMemo = exchange(&self.hostMemo, with: StringMemo())
         let plan = self.settings.planner.plan(
             head, clientAddress: self.clientAddress, overTLS: self.overTLS, now: now ?? WallClock.now(),
             allowKeyRefresh: allowKeyRefresh, cache: self.tokenCache, context: &planContext)
+        self.hostMemo = exchange(&planContext.hostMemo, with: StringMemo())
         // Not taken when the request is answered locally.
         if let unused = planContext.headBuffer.take() { self.spareHeadBuffer = unused }
         if self.trace != nil {

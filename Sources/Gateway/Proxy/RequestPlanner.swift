@@ -55,6 +55,9 @@ public struct PlanContext {
     /// previous head, whose memory is reused when nothing else holds it any more
     /// (`ByteBuffer.clear(minimumCapacity:)` allocates anew otherwise). Taken by the planner.
     public var headBuffer: ByteBuffer?
+    /// The connection's last Host value, reused when the next has the same bytes (a keep-alive
+    /// connection sends the same Host on every request). The handler keeps it between requests.
+    var hostMemo = StringMemo()
 
     public init(generator: RequestIDGenerator?) {
         self.generator = generator
@@ -130,7 +133,8 @@ public final class RequestPlanner: Sendable {
     ) -> RequestPlan {
         let requestIDs = self.config.requestID
         let summary = HeadSummary(
-            head, tokenHeader: self.config.token.header, requestIDHeader: requestIDs.enabled ? requestIDs.header : nil)
+            head, tokenHeader: self.config.token.header, requestIDHeader: requestIDs.enabled ? requestIDs.header : nil,
+            hostMemo: &context.hostMemo)
         if requestIDs.enabled {
             if requestIDs.trustIncoming, summary.requestIDCount == 1, let incoming = summary.requestID,
                 RequestID.isAcceptable(incoming)
@@ -380,7 +384,7 @@ struct HeadSummary: ~Copyable {
     var requestID: String?
     var requestIDCount = 0
 
-    init(_ head: ClientRequestHead, tokenHeader: String, requestIDHeader: String? = nil) {
+    init(_ head: ClientRequestHead, tokenHeader: String, requestIDHeader: String? = nil, hostMemo: inout StringMemo) {
         var tokenHeader = tokenHeader
         var requestIDHeader = requestIDHeader ?? ""
         tokenHeader.withUTF8 { tokenHeader in
@@ -389,7 +393,7 @@ struct HeadSummary: ~Copyable {
                     HTTPFieldLine.forEachField(in: fields) { name, value, _ in
                         switch name.count {
                         case 4 where HTTPFieldLine.equalsIgnoringCase(name, "host"):
-                            self.host = String(decoding: value, as: UTF8.self)
+                            self.host = hostMemo.string(for: value)
                             self.hostCount += 1
                         case 6 where HTTPFieldLine.equalsIgnoringCase(name, "expect"):
                             self.expect = String(decoding: value, as: UTF8.self)
