@@ -32,7 +32,7 @@ final class UpstreamConnectionPool {
     private let maximumIdlePerUpstream: Int
     /// Idle connections per upstream, most recently used last. A class, so taking one out does
     /// not copy the list out of the dictionary.
-    private final class IdleList {
+    final class IdleList {
         var connections: [UpstreamHandler] = []
     }
 
@@ -163,7 +163,13 @@ final class UpstreamConnectionPool {
             connection.close()
             return
         }
-        let list = self.list(for: connection.endpoint)
+        let list: IdleList
+        if let known = connection.idleList {
+            list = known
+        } else {
+            list = self.list(for: connection.endpoint)
+            connection.idleList = list
+        }
         guard connection.pooled, connection.isActive, list.connections.count < self.maximumIdlePerUpstream
         else {
             connection.close()
