@@ -433,17 +433,31 @@ enum HTTPFieldLine {
     }
 
     /// The offset of the first control character (but HTAB) or DEL at or after `start`, found
-    /// eight bytes at a time; or, when fewer than eight bytes are left before it, the offset where
-    /// they start. Everything before the offset is VCHAR, SP, HTAB or obs-text. The tests for "a
-    /// byte below 0x20" and "a byte equal to 0x7F" are Bit Twiddling Hacks' `hasless` and
-    /// `haszero` (bytes of 0x80 and above set neither); their lowest flagged byte is exact, so
-    /// the first control character is found in its word without a byte loop.
+    /// sixteen and then eight bytes at a time; or, when fewer than eight bytes are left before
+    /// it, the offset where they start. Everything before the offset is VCHAR, SP, HTAB or
+    /// obs-text.
+    ///
+    /// Sixteen at a time (`SIMD16`, three vector instructions and a mask test on x86-64) passes
+    /// over the blocks that hold none; the first block that holds one (the line's CR, or a tab)
+    /// is left to the eight-byte words, whose tests for "a byte below 0x20" and "a byte equal to
+    /// 0x7F" are Bit Twiddling Hacks' `hasless` and `haszero` (bytes of 0x80 and above set
+    /// neither): their lowest flagged byte is exact, so the first control character is found in
+    /// its word without a byte loop. Long values are tokens (an RS256 JWT is 500 bytes and more),
+    /// where the vector loop takes half the instructions of the words.
     @inline(__always)
     static func skipVisible(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
         guard let base = bytes.baseAddress else { return start }
+        var index = start
+        let space = SIMD16<UInt8>(repeating: 0x20)
+        let delete = SIMD16<UInt8>(repeating: 0x7F)
+        // `index &+ 16` cannot overflow: `index` is an offset into the buffer.
+        while index &+ 16 <= bytes.count {
+            let block = base.loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self)
+            if any((block .< space) .| (block .== delete)) { break }
+            index &+= 16
+        }
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
-        var index = start
         while index + 8 <= bytes.count {
             let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
             let below = (word &- ones &* 0x20) & ~word & highs
