@@ -149,6 +149,7 @@ extension EndToEnd {
                     #expect(response.status == 200, "\(response)")
                 }
                 #expect(env.upstream.snapshot.connections == 1, "\(env.upstream.snapshot.connections) upstream connections")
+                #expect(await env.server.metricsSnapshot().upstreamConnectionsIdle == 1)
 
                 // The upstream drops its idle keep-alive connections; the next requests still work,
                 // without or with time for the gateway to notice.
@@ -161,6 +162,8 @@ extension EndToEnd {
                 // Time for the gateway to see the close of its idle connection: a request with a body
                 // cannot be replayed on a new connection, so it must not be sent on a dead one.
                 try await Task.sleep(for: .milliseconds(300))
+                // The pool forgot the closed one (`remove`), not only skips it when asked for one.
+                #expect(await env.server.metricsSnapshot().upstreamConnectionsIdle == 0)
                 try await client.send(httpRequest("POST", "/after-close/2", body: "with body"))
                 let later = try await client.readResponse()
                 #expect(later.status == 200, "\(later)")
