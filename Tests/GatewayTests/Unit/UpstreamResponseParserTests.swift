@@ -276,7 +276,7 @@ struct UpstreamResponseParserTests {
     }
 
     @Test("The block- and word-at-a-time value scan stops exactly at the first control character but HTAB, or before the last few bytes")
-    func valueScanInWords() {
+    func valueScanInBlocksAndWords() {
         func skip(_ bytes: [UInt8]) -> Int {
             bytes.withUnsafeBytes { HTTPFieldLine.skipVisible($0, from: 0) }
         }
@@ -323,8 +323,8 @@ struct UpstreamResponseParserTests {
         #expect(skip([]) == 0)
         #expect(skip(Array("1234567".utf8)) == 0)  // fewer than eight: left to the byte loop
         #expect(skip(Array("a\tb\tc\td\te\r\nfghijklmnop".utf8)) == 9)  // tabs are passed, the CR is found
-        // A tab in the first 16-byte block and the CR in the third: the tab's block is left to
-        // the words, which pass it and go on to the CR.
+        // A tab in the second 16-byte block (16–31) and the CR in the third: the tab's block is
+        // left to the words, which pass it and go on to the CR.
         let token = [UInt8](repeating: UInt8(ascii: "x"), count: 20) + [0x09] + [UInt8](repeating: UInt8(ascii: "y"), count: 24)
         #expect(skip(token + Array("\r\nafter the line".utf8)) == 45)
         // A control character after several clean blocks is found exactly.
